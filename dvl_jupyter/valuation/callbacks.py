@@ -1,0 +1,113 @@
+"""Hooks that let progress views follow a running valuation.
+
+Like skorch's callbacks: a base class of no-op ``on_*`` methods, called by the driver in the
+driver's process. The tqdm bar, the notebook's progress widget and the panel all subclass it.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["RunStats", "ValuationCallback", "TqdmProgress"]
+
+
+@dataclass
+class RunStats:
+    """Counters of one run, updated by the driver as evaluations come back."""
+
+    evaluations: int = 0  # utility values computed (fits), not counting cache hits
+    cache_hits: int = 0
+    fits: int = 0  # models fitted (evaluations of non-empty subsets)
+    failed_fits: int = 0
+    permutations: int = 0  # permutations merged into the result
+    completion: float = 0.0  # the stopping criterion's own completion in [0, 1]
+    started: float = field(default_factory=time.monotonic)
+    path: str = ""
+
+    @property
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+    @property
+    def rate(self) -> float:
+        """Utility evaluations (computed or cached) per second."""
+        return (self.evaluations + self.cache_hits) / max(self.elapsed, 1e-9)
+
+    def remaining(self) -> float | None:
+        """Seconds left, extrapolated from the completion so far (None while unknown)."""
+        if self.completion <= 0.0:
+            return None
+        return self.elapsed * (1.0 - self.completion) / self.completion
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "evaluations": self.evaluations,
+            "cache_hits": self.cache_hits,
+            "fits": self.fits,
+            "failed_fits": self.failed_fits,
+            "permutations": self.permutations,
+            "completion": self.completion,
+            "elapsed_s": round(self.elapsed, 3),
+            "path": self.path,
+        }
+
+
+class ValuationCallback:
+    """No-op hooks; override what you need. All run in the driver's thread."""
+
+    def on_start(self, valuation: Any, stats: RunStats) -> None:
+        """Before the first evaluation."""
+
+    def on_evaluations(self, stats: RunStats) -> None:
+        """After each group of utility evaluations came back (often several per second)."""
+
+    def on_update(self, result: Any, stats: RunStats) -> None:
+        """After permutations were merged into the result and the criterion was checked."""
+
+    def on_finish(self, result: Any, stats: RunStats) -> None:
+        """Once, when the run ends for any reason (done, stopped, interrupted, failed)."""
+
+
+class TqdmProgress(ValuationCallback):
+    """A tqdm.auto bar: counts evaluations and extrapolates the total from the completion.
+
+    The total of a TMC run is not known in advance; the stopping criterion reports how far it
+    is, so the bar's total is re-estimated as ``evaluations / completion`` and the bar moves
+    with every evaluation, not only at the end of a permutation.
+    """
+
+    def __init__(self, desc: str = "TMC-Shapley", **tqdm_kwargs: Any) -> None:
+        self.desc = desc
+        self.tqdm_kwargs = tqdm_kwargs
+        self._bar: Any = None
+
+    def on_start(self, valuation: Any, stats: RunStats) -> None:
+        from tqdm.auto import tqdm
+
+        self._bar = tqdm(total=None, desc=self.desc, unit="eval", **self.tqdm_kwargs)
+
+    def _refresh(self, stats: RunStats) -> None:
+        if self._bar is None:
+            return
+        done = stats.evaluations + stats.cache_hits
+        if stats.completion > 0:
+            self._bar.total = max(done, int(round(done / stats.completion)))
+        self._bar.n = done
+        self._bar.set_postfix(
+            done=f"{stats.completion:.0%}", hits=stats.cache_hits, refresh=False
+        )
+        self._bar.refresh()
+
+    def on_evaluations(self, stats: RunStats) -> None:
+        self._refresh(stats)
+
+    def on_update(self, result: Any, stats: RunStats) -> None:
+        self._refresh(stats)
+
+    def on_finish(self, result: Any, stats: RunStats) -> None:
+        if self._bar is not None:
+            self._refresh(stats)
+            self._bar.close()
+            self._bar = None

@@ -1,0 +1,117 @@
+"""Evaluate many subsets: the cache first, then joblib workers for what is missing.
+
+Everything runs from the driver: it looks subsets up in the cache, sends only the misses to the
+workers of whatever ``joblib.parallel_config`` says (loky by default; dask or ray beyond one
+machine), writes the new values back in one transaction, and counts. Workers never touch the
+cache, so evaluations done on remote machines are stored too.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+from joblib import Parallel, delayed, effective_n_jobs
+
+from .callbacks import RunStats
+from .utility import EvaluationBatch
+
+__all__ = ["SubsetEvaluator"]
+
+
+def _evaluate_in_worker(utility: Any, subsets: list[np.ndarray]) -> EvaluationBatch:
+    """Runs in a worker process: one torch thread per process (measured faster here)."""
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.get_num_threads() != 1:
+        torch.set_num_threads(1)
+    return utility.evaluate_many(subsets)
+
+
+class SubsetEvaluator:
+    """Cache-aware, parallel ``subsets -> values`` for one run.
+
+    Use as a context manager so that joblib's workers stay alive between the many small
+    rounds of a TMC run instead of being started for each.
+    """
+
+    def __init__(
+        self,
+        utility: Any,
+        stats: RunStats,
+        cache: Any = None,
+        on_progress: Callable[[], None] = lambda: None,
+    ) -> None:
+        self.utility = utility
+        self.stats = stats
+        self.on_progress = on_progress
+        self.cache = cache
+        self._fp = utility.fingerprint() if self.cache is not None else None
+        self._parallel: Parallel | None = None
+        self.n_jobs = 1
+        self.first_error: str | None = None
+
+    def __enter__(self) -> SubsetEvaluator:
+        probe = Parallel()
+        self.n_jobs = effective_n_jobs(probe.n_jobs)
+        if self.n_jobs > 1:
+            self._parallel = Parallel(return_as="generator")
+            self._parallel.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._parallel is not None:
+            self._parallel.__exit__(*exc)
+            self._parallel = None
+
+    def _chunks(self, subsets: list[np.ndarray]) -> list[list[np.ndarray]]:
+        """One subset per task for one-by-one fits (progress per fit); K for the fast path."""
+        size = max(1, int(getattr(self.utility, "preferred_batch", 1)))
+        if size > 1 and self.n_jobs > 1:
+            # Spread a step evenly over the workers rather than filling the first one.
+            size = max(1, min(size, -(-len(subsets) // self.n_jobs)))
+        return [subsets[i : i + size] for i in range(0, len(subsets), size)]
+
+    def _record(self, batch: EvaluationBatch, n: int) -> None:
+        self.stats.evaluations += n
+        self.stats.fits += batch.n_fits
+        self.stats.failed_fits += batch.n_failed
+        if batch.first_error and self.first_error is None:
+            self.first_error = batch.first_error
+        self.on_progress()
+
+    def _compute(self, subsets: list[np.ndarray]) -> np.ndarray:
+        chunks = self._chunks(subsets)
+        out: list[np.ndarray] = []
+        if self._parallel is None:
+            for chunk in chunks:
+                batch = self.utility.evaluate_many(chunk)
+                self._record(batch, len(chunk))
+                out.append(batch.values)
+        else:
+            jobs = (delayed(_evaluate_in_worker)(self.utility, chunk) for chunk in chunks)
+            for chunk, batch in zip(chunks, self._parallel(jobs), strict=True):
+                self._record(batch, len(chunk))
+                out.append(batch.values)
+        return np.concatenate(out) if out else np.empty(0)
+
+    def __call__(self, subsets: Sequence[np.ndarray]) -> np.ndarray:
+        subsets = [np.asarray(s, dtype=np.int64) for s in subsets]
+        values = np.full(len(subsets), np.nan)
+        missing = list(range(len(subsets)))
+        if self.cache is not None:
+            cached = self.cache.get_many(self._fp, subsets)
+            missing = [i for i, v in enumerate(cached) if v is None]
+            for i, v in enumerate(cached):
+                if v is not None:
+                    values[i] = v
+            self.stats.cache_hits += len(subsets) - len(missing)
+            if len(missing) < len(subsets):
+                self.on_progress()
+        if missing:
+            computed = self._compute([subsets[i] for i in missing])
+            values[missing] = computed
+            if self.cache is not None:
+                self.cache.set_many(self._fp, [subsets[i] for i in missing], computed)
+        return values

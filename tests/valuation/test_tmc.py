@@ -1,0 +1,214 @@
+"""TMC-Shapley against exact values (enumeration) and against the Shapley axioms.
+
+Tolerances come from the estimates' own standard errors: with NoTruncation TMC is unbiased, so
+each estimate is within z standard errors of the truth, z chosen for a family-wise error of
+1e-3 over all points (Bonferroni). Each test also checks that its tolerance is tight enough to
+tell the points apart, so it cannot pass by being vague.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from joblib import parallel_config
+from scipy.stats import norm
+
+from dvl_jupyter.valuation import (
+    Dataset,
+    FixedTruncation,
+    MaxChecks,
+    MinUpdates,
+    NoTruncation,
+    RelativeTruncation,
+    TMCShapleyValuation,
+)
+
+from .games import PairsGame, SaturatingGame, WeightedVotingGame, exact_shapley
+
+
+def points(n: int) -> Dataset:
+    return Dataset(
+        np.arange(n, dtype=float)[:, None], np.zeros(n), names=[f"p{i}" for i in range(n)]
+    )
+
+
+def z_for(n_points: int, alpha: float = 1e-3) -> float:
+    return float(norm.ppf(1 - alpha / (2 * n_points)))
+
+
+GAMES = {
+    "voting": (WeightedVotingGame([4, 3, 2, 2, 1, 1, 0.5], quota=6.5), 7),
+    "saturating": (SaturatingGame([1, 2, 3, 5, 8, 0.5, 0.25, 4]), 8),
+    "pairs": (PairsGame(3, [0.1, 0.3, 0.0, 0.2, 0.5, 0.05]), 7),
+}
+
+
+@pytest.mark.parametrize("name", sorted(GAMES))
+def test_tmc_matches_exact_shapley_within_standard_errors(name):
+    game, n = GAMES[name]
+    exact = exact_shapley(game, n)
+    valuation = TMCShapleyValuation(
+        game, truncation=NoTruncation(), is_done=MinUpdates(400), seed=7
+    )
+    result = valuation.fit(points(n)).result
+    z = z_for(n)
+    err = np.abs(result.values - exact)
+    tol = z * result.stderr + 1e-12
+    assert np.all(err <= tol), f"{name}: errors {err} exceed {tol}"
+    # The check is discriminating: the band is narrower than the spread of the true values.
+    assert tol.max() < 0.5 * (exact.max() - exact.min())
+    assert np.all(result.counts >= 400)
+
+
+@pytest.mark.parametrize("name", sorted(GAMES))
+def test_efficiency_without_truncation_is_exact(name):
+    game, n = GAMES[name]
+    result = TMCShapleyValuation(game, is_done=MinUpdates(30), seed=1).fit(points(n)).result
+    full, empty = game(np.arange(n)), game(np.empty(0, dtype=np.int64))
+    assert result.values.sum() == pytest.approx(full - empty, abs=1e-9)
+
+
+def test_symmetric_points_get_equal_values_within_standard_errors():
+    game = WeightedVotingGame([2, 2, 2, 1, 1, 3], quota=5.5)  # points 0,1,2 symmetric; 3,4 too
+    result = TMCShapleyValuation(game, is_done=MinUpdates(500), seed=3).fit(points(6)).result
+    z = z_for(4)
+    for i, j in [(0, 1), (1, 2), (3, 4)]:
+        se = np.hypot(result.stderr[i], result.stderr[j])
+        assert abs(result.values[i] - result.values[j]) <= z * se + 1e-12
+    # and the two groups really differ, beyond the same band
+    assert result.values[0] - result.values[3] > z * np.hypot(result.stderr[0], result.stderr[3])
+
+
+def test_null_player_gets_exactly_zero():
+    game = PairsGame(2, [0.2, 0.1, 0.4, 0.3])
+    result = TMCShapleyValuation(game, is_done=MinUpdates(50), seed=5).fit(points(game.n)).result
+    assert result.values[-1] == 0.0
+    assert result.stderr[-1] == 0.0
+    assert np.all(result.values[:-1] > 0)
+
+
+def test_additive_game_is_recovered_exactly():
+    w = np.array([0.5, -1.0, 2.0, 0.0, 3.0])
+    result = (
+        TMCShapleyValuation(lambda s: w[s].sum(), is_done=MinUpdates(5), seed=0)
+        .fit(points(5))
+        .result
+    )
+    np.testing.assert_allclose(result.values, w, atol=1e-12)
+
+
+def test_every_point_is_updated_once_per_permutation_even_when_truncated():
+    game = SaturatingGame([1, 1, 1, 1, 1, 1, 1, 1, 1, 1])
+    valuation = TMCShapleyValuation(
+        game, truncation=FixedTruncation(0.3), is_done=MinUpdates(20), seed=2, lockstep=4
+    )
+    result = valuation.fit(points(10)).result
+    assert len(set(result.counts.tolist())) == 1
+    perms = result.meta["permutations"]
+    assert result.counts[0] == perms
+    # truncated at 3 of 10 points: 3 evaluations per permutation plus the empty and full sets
+    assert valuation.stats.evaluations == 3 * perms + 2
+
+
+def test_relative_truncation_saves_evaluations_and_stays_close():
+    game = SaturatingGame([5, 4, 3, 0.01, 0.01, 0.01, 0.01, 0.01, 0.01, 0.01])
+    exact = exact_shapley(game, 10)
+    plain = TMCShapleyValuation(game, is_done=MinUpdates(200), seed=4)
+    plain.fit(points(10))
+    truncated = TMCShapleyValuation(
+        game, truncation=RelativeTruncation(0.01, 0.0), is_done=MinUpdates(200), seed=4
+    )
+    truncated.fit(points(10))
+    assert truncated.stats.evaluations < 0.9 * plain.stats.evaluations
+    # truncation biases small values towards zero by at most ~rtol * u(N)
+    bias_bound = 0.01 * game(np.arange(10)) + 5 * truncated.result.stderr
+    assert np.all(np.abs(truncated.result.values - exact) <= bias_bound + 1e-9)
+
+
+def test_same_seed_same_result_and_other_seed_differs():
+    game, n = GAMES["saturating"]
+    a = TMCShapleyValuation(game, is_done=MinUpdates(20), seed=11).fit(points(n)).result
+    b = TMCShapleyValuation(game, is_done=MinUpdates(20), seed=11).fit(points(n)).result
+    c = TMCShapleyValuation(game, is_done=MinUpdates(20), seed=12).fit(points(n)).result
+    np.testing.assert_array_equal(a.values, b.values)
+    assert not np.array_equal(a.values, c.values)
+
+
+@pytest.mark.parametrize("backend", ["loky", "threading"])
+def test_one_and_two_jobs_give_identical_results(backend):
+    game, n = GAMES["voting"]
+    runs = []
+    for n_jobs in (1, 2):
+        with parallel_config(backend=backend, n_jobs=n_jobs):
+            v = TMCShapleyValuation(
+                game, truncation=RelativeTruncation(0.05, 0.3), is_done=MinUpdates(25), seed=9
+            )
+            runs.append(v.fit(points(n)).result)
+    np.testing.assert_array_equal(runs[0].values, runs[1].values)
+    np.testing.assert_array_equal(runs[0].counts, runs[1].counts)
+    np.testing.assert_array_equal(runs[0].variances, runs[1].variances)
+
+
+def test_work_in_flight_is_merged_when_the_criterion_fires():
+    game, n = GAMES["voting"]
+    v = TMCShapleyValuation(game, is_done=MaxChecks(1), seed=0, lockstep=6)
+    result = v.fit(points(n)).result
+    # one check fired after the first permutation; the five others in flight were finished too
+    assert result.meta["permutations"] == 6
+    assert np.all(result.counts == 6)
+
+
+def test_antithetic_pairs_reverse_each_other():
+    from dvl_jupyter.valuation import PermutationSampler
+
+    s = PermutationSampler(9, entropy=3, antithetic=True)
+    np.testing.assert_array_equal(s.permutation(4)[::-1], s.permutation(5))
+    game, n = GAMES["pairs"]
+    exact = exact_shapley(game, n)
+    r = (
+        TMCShapleyValuation(game, is_done=MinUpdates(300), seed=1, antithetic=True)
+        .fit(points(n))
+        .result
+    )
+    assert np.all(np.abs(r.values - exact) <= z_for(n) * r.stderr * np.sqrt(2) + 1e-12)
+
+
+def test_stop_request_keeps_partial_result():
+    from dvl_jupyter.valuation import ValuationCallback
+
+    class StopAfterTwo(ValuationCallback):
+        def __init__(self, valuation_ref):
+            self.ref = valuation_ref
+
+        def on_update(self, result, stats):
+            if stats.permutations >= 2:
+                self.ref[0].stop()
+
+    ref = []
+    game, n = GAMES["saturating"]
+    v = TMCShapleyValuation(
+        game, is_done=MinUpdates(10_000), seed=0, lockstep=1, callbacks=[StopAfterTwo(ref)]
+    )
+    ref.append(v)
+    v.fit(points(n))
+    assert v.result.meta["ended"] == "stopped"
+    assert v.result.meta["permutations"] == 2
+    assert np.all(v.result.counts == 2)
+
+
+def test_keyboard_interrupt_keeps_partial_result():
+    calls = {"n": 0}
+
+    def game(s):
+        calls["n"] += 1
+        if calls["n"] > 40:
+            raise KeyboardInterrupt
+        return float(len(s))
+
+    v = TMCShapleyValuation(game, is_done=MinUpdates(1000), seed=0, lockstep=1)
+    with pytest.raises(KeyboardInterrupt):
+        v.fit(points(5))
+    r = v.result
+    assert r.meta["ended"] == "interrupted"
+    assert r.meta["permutations"] >= 1
+    np.testing.assert_allclose(r.values, 1.0)  # additive with unit weights
