@@ -284,6 +284,12 @@ class TMCShapleyValuation:
             result.status = status
         result.meta.update(stats.as_dict())
         result.meta["ended"] = reason
+        # Views first: a warning turned into an error must not keep them from finishing.
+        for cb in callbacks:
+            try:
+                cb.on_finish(result, stats)
+            except Exception as exc:  # noqa: BLE001 - a broken view must not lose the result
+                warnings.warn(f"progress callback {cb!r} failed: {exc}", stacklevel=2)
         if stats.failed_fits and reason != "error":
             warnings.warn(
                 f"{stats.failed_fits} of {stats.fits} fits failed and scored the "
@@ -292,11 +298,6 @@ class TMCShapleyValuation:
                 FailedFitsWarning,
                 stacklevel=3,
             )
-        for cb in callbacks:
-            try:
-                cb.on_finish(result, stats)
-            except Exception as exc:  # noqa: BLE001 - a broken view must not lose the result
-                warnings.warn(f"progress callback {cb!r} failed: {exc}", stacklevel=2)
 
     def _check_truncation(self) -> TruncationPolicy:
         if self.truncation is None:
