@@ -1,0 +1,321 @@
+"""Run manifests: what each valuation run was, and its result, beside the cache.
+
+The cache makes every evaluation reusable; manifests make every *run* findable: the notebook
+side lists past runs (``%shapley_cache``) and reloads one by id without recomputing anything.
+Each run is ``<directory>/runs/<run_id>.json`` (settings, seed, start and end, evaluations,
+cache hits) plus ``<run_id>.npz`` (the final ``ValuationResult``, written by
+:mod:`dvl_jupyter.valuation.result_io`). JSON and npz only, never pickle, for the same reason
+as the cache: reading a run must never run code.
+
+Like the cache, writing manifests never kills a run: a directory that cannot be written gives
+one :class:`~dvl_jupyter.valuation.cache.CacheWarning` and the run goes on unrecorded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import math
+import os
+import re
+import secrets
+import time
+import uuid
+import warnings
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .cache import DEFAULT_CACHE_DIR, CacheWarning
+from .exceptions import DvlTypeError, DvlValueError, describe_value
+
+__all__ = ["RunStore"]
+
+MANIFEST_FORMAT = "dvl_jupyter.run"
+MANIFEST_VERSION = 1
+_RUN_ID = re.compile(r"^[0-9]{8}-[0-9]{6}-[0-9a-f]{6}$")
+_MAX_REPR = 200
+
+
+def _jsonable(obj: Any, depth: int = 0) -> Any:
+    """A JSON-safe rendering of settings and stats, for people to read (not an identity).
+
+    Unknown objects become their ``spec()`` when they have one (truncation policies) and
+    otherwise their (shortened) ``repr``, so recording a run never fails on a setting.
+    """
+    if depth > 20:
+        return "..."
+    if obj is None or isinstance(obj, (bool, str)):
+        return obj
+    if isinstance(obj, int):
+        return int(obj)
+    if isinstance(obj, float):
+        return float(obj) if math.isfinite(obj) else repr(float(obj))
+    if isinstance(obj, np.generic):
+        return _jsonable(obj.item(), depth + 1)
+    if isinstance(obj, Mapping):
+        return {str(k): _jsonable(v, depth + 1) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple, set, frozenset)):
+        return [_jsonable(v, depth + 1) for v in obj]
+    if isinstance(obj, np.ndarray):
+        if obj.size <= 64 and obj.dtype != object:
+            return _jsonable(obj.tolist(), depth + 1)
+        return f"array(shape={list(obj.shape)}, dtype={obj.dtype})"
+    if isinstance(obj, os.PathLike):
+        return os.fspath(obj)
+    spec = getattr(obj, "spec", None)
+    if callable(spec) and not isinstance(obj, type):
+        with contextlib.suppress(Exception):
+            return _jsonable(spec(), depth + 1)
+    text = repr(obj)
+    return text if len(text) <= _MAX_REPR else text[: _MAX_REPR - 3] + "..."
+
+
+def _stats_dict(stats: Any) -> dict[str, Any]:
+    """Stats as a dict, from a mapping, a ``RunStats`` (``as_dict()``) or a dataclass."""
+    if stats is None:
+        return {}
+    if isinstance(stats, Mapping):
+        return dict(stats)
+    as_dict = getattr(stats, "as_dict", None)
+    if callable(as_dict):
+        return dict(as_dict())
+    if dataclasses.is_dataclass(stats) and not isinstance(stats, type):
+        return dataclasses.asdict(stats)
+    raise DvlTypeError(
+        f"stats must be a dict or a RunStats; got {describe_value(stats)}."
+    )
+
+
+def _now() -> tuple[str, float]:
+    t = time.time()
+    return datetime.fromtimestamp(t, timezone.utc).isoformat(timespec="seconds"), t
+
+
+class RunStore:
+    """Manifests and results of valuation runs under ``<directory>/runs/``.
+
+    Parameters
+    ----------
+    directory
+        Usually the cache directory (default ``.dvl_cache``). ``runs/`` is created in it on
+        the first :meth:`start`, with mode 0700 like the cache.
+    """
+
+    def __init__(self, directory: str | os.PathLike[str] = DEFAULT_CACHE_DIR) -> None:
+        if not isinstance(directory, (str, os.PathLike)):
+            raise DvlTypeError(
+                f"directory must be a str or a Path; got {describe_value(directory)}."
+            )
+        self.directory = Path(os.path.expanduser(os.fspath(directory))).absolute()
+        self.runs_dir = self.directory / "runs"
+        self._warned = False
+
+    # -- files ---------------------------------------------------------------------------------
+    def _check_id(self, run_id: str) -> str:
+        if not isinstance(run_id, str) or not _RUN_ID.match(run_id):
+            raise DvlValueError(
+                f"{run_id!r} is not a run id; run ids look like '20250101-120000-0a1b2c' "
+                "(see list_runs())."
+            )
+        return run_id
+
+    def _manifest_path(self, run_id: str) -> Path:
+        return self.runs_dir / f"{self._check_id(run_id)}.json"
+
+    def _result_path(self, run_id: str) -> Path:
+        return self.runs_dir / f"{self._check_id(run_id)}.npz"
+
+    def _make_dirs(self) -> None:
+        for path in (self.directory, self.runs_dir):
+            if not path.is_dir():
+                path.mkdir(parents=True, exist_ok=True, mode=0o700)
+                os.chmod(path, 0o700)
+
+    def _write_json(self, path: Path, data: dict[str, Any]) -> None:
+        """Write to a fresh temporary name, then rename: readers never see half a file."""
+        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+        try:
+            with open(tmp, "x", encoding="utf-8") as f:
+                json.dump(data, f, indent=1, sort_keys=True, allow_nan=False)
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+
+    def _warn(self, action: str, exc: BaseException) -> None:
+        if self._warned:
+            return
+        self._warned = True
+        warnings.warn(
+            f"dvl_jupyter could not {action} in {self.runs_dir} ({type(exc).__name__}: {exc}); "
+            "the run goes on, but it will not be listed by %shapley_cache. Check that the "
+            "directory is writable, or use another one.",
+            CacheWarning,
+            stacklevel=3,
+        )
+
+    # -- API -----------------------------------------------------------------------------------
+    def start(self, settings: Mapping[str, Any], seed: Any) -> str:
+        """Record the start of a run and return its id (sortable by start time).
+
+        ``settings`` are stored for people to read: values that are not JSON become their
+        ``spec()`` or ``repr``. Never raises on a storage problem (warns once instead).
+        """
+        if not isinstance(settings, Mapping):
+            raise DvlTypeError(f"settings must be a dict; got {describe_value(settings)}.")
+        started, started_unix = _now()
+        stamp = datetime.fromtimestamp(started_unix, timezone.utc).strftime("%Y%m%d-%H%M%S")
+        run_id = f"{stamp}-{secrets.token_hex(3)}"
+        from .. import __version__
+
+        manifest = {
+            "format": MANIFEST_FORMAT,
+            "version": MANIFEST_VERSION,
+            "run_id": run_id,
+            "status": "running",
+            "package_version": __version__,
+            "settings": _jsonable(settings),
+            "seed": _jsonable(seed),
+            "started": started,
+            "started_unix": started_unix,
+            "finished": None,
+            "finished_unix": None,
+            "elapsed_s": None,
+            "evaluations": None,
+            "cache_hits": None,
+            "stats": None,
+            "result": None,
+        }
+        try:
+            self._make_dirs()
+            self._write_json(self._manifest_path(run_id), manifest)
+        except OSError as exc:
+            self._warn("record the run", exc)
+        return run_id
+
+    def finish(self, run_id: str, result: Any, stats: Any) -> None:
+        """Record the end of a run: times, evaluations, cache hits and the final result.
+
+        ``result`` is a ``ValuationResult`` (saved as ``<run_id>.npz``) or None when the run
+        produced none. ``stats`` is a dict or a ``RunStats``; its ``evaluations`` and
+        ``cache_hits`` (or ``hits``) are copied to the top of the manifest. Never raises on a
+        storage problem (warns once instead).
+        """
+        path = self._manifest_path(run_id)
+        stats_d = _jsonable(_stats_dict(stats))
+        try:
+            manifest = self._read(path) or {
+                "format": MANIFEST_FORMAT, "version": MANIFEST_VERSION, "run_id": run_id,
+                "started": None, "started_unix": None,
+            }
+            finished, finished_unix = _now()
+            started_unix = manifest.get("started_unix")
+            manifest.update(
+                status="finished" if result is not None else "failed",
+                finished=finished,
+                finished_unix=finished_unix,
+                elapsed_s=(round(finished_unix - started_unix, 3)
+                           if isinstance(started_unix, (int, float)) else None),
+                evaluations=stats_d.get("evaluations"),
+                cache_hits=stats_d.get("cache_hits", stats_d.get("hits")),
+                stats=stats_d,
+            )
+            if result is not None:
+                from . import result_io
+
+                self._make_dirs()
+                result_io.save(result, self._result_path(run_id))
+                manifest["result"] = self._result_path(run_id).name
+                status = getattr(result, "status", None)
+                manifest["result_status"] = getattr(status, "value", None)
+                manifest["n_points"] = len(result.values)
+            self._make_dirs()
+            self._write_json(path, manifest)
+        except (OSError, TypeError, ValueError) as exc:
+            # The result is still returned to the caller; only its record is lost.
+            self._warn("record the end of the run", exc)
+
+    @staticmethod
+    def _read(path: Path) -> dict[str, Any] | None:
+        try:
+            with open(path, encoding="utf-8") as f:
+                data = json.load(f)
+        except (OSError, ValueError):
+            return None
+        if not isinstance(data, dict) or data.get("format") != MANIFEST_FORMAT:
+            return None
+        return data
+
+    def get(self, run_id: str) -> dict[str, Any]:
+        """The manifest of one run.
+
+        Raises
+        ------
+        ValueError
+            If there is no readable manifest with this id.
+        """
+        manifest = self._read(self._manifest_path(run_id))
+        if manifest is None:
+            raise DvlValueError(
+                f"no run {run_id!r} in {self.runs_dir}; list_runs() shows the runs there."
+            )
+        return manifest
+
+    def list_runs(self) -> list[dict[str, Any]]:
+        """Manifests of all runs, newest first. Unreadable manifests are skipped."""
+        if not self.runs_dir.is_dir():
+            return []
+        runs = []
+        for path in self.runs_dir.glob("*.json"):
+            if not _RUN_ID.match(path.stem):
+                continue
+            manifest = self._read(path)
+            if manifest is not None and manifest.get("run_id") == path.stem:
+                runs.append(manifest)
+        runs.sort(key=lambda m: (m.get("started_unix") or 0.0, m["run_id"]), reverse=True)
+        return runs
+
+    def load_result(self, run_id: str) -> Any:
+        """The final ``ValuationResult`` of a finished run (read without pickle).
+
+        Raises
+        ------
+        ValueError
+            If the run does not exist or stored no result.
+        """
+        path = self._result_path(run_id)
+        if not path.exists():
+            known = self._read(self._manifest_path(run_id)) is not None
+            why = "it stored no result (still running, or it failed)" if known else (
+                "there is no such run")
+            raise DvlValueError(
+                f"cannot load the result of run {run_id!r} from {self.runs_dir}: {why}. "
+                "list_runs() shows the runs there."
+            )
+        from . import result_io
+
+        return result_io.load(path)
+
+    def delete(self, run_id: str) -> None:
+        """Remove one run's manifest and result."""
+        self._manifest_path(run_id).unlink(missing_ok=True)
+        self._result_path(run_id).unlink(missing_ok=True)
+
+    def clear(self) -> int:
+        """Remove every run's manifest and result; returns how many runs there were."""
+        if not self.runs_dir.is_dir():
+            return 0
+        n = 0
+        for path in self.runs_dir.iterdir():
+            if _RUN_ID.match(path.stem) and path.suffix in (".json", ".npz"):
+                n += path.suffix == ".json"
+                path.unlink(missing_ok=True)
+        return n
+
+    def __repr__(self) -> str:
+        return f"RunStore({str(self.directory)!r})"
