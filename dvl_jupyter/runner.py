@@ -1,0 +1,243 @@
+"""One runner between the engine and every notebook front end.
+
+The ``%%shapley`` magic, the widget panel and the demo all describe a run as a
+:class:`RunConfig` and hand it to :class:`ValuationRunner`, which builds the scorer and
+utility, applies the joblib configuration, records the run in the cache's run store, and runs
+``TMCShapleyValuation`` in the foreground or in a background thread. Front ends follow it
+through :class:`~dvl_jupyter.valuation.callbacks.ValuationCallback` hooks and never touch the
+engine themselves. Nothing here imports IPython or ipywidgets.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .valuation import (
+    MinUpdates,
+    ModelUtility,
+    RelativeTruncation,
+    SkorchSupervisedScorer,
+    StoppingCriterion,
+    SupervisedScorer,
+    TMCShapleyValuation,
+    TruncationPolicy,
+    ValuationCallback,
+    ValuationResult,
+)
+from .valuation.dataset import Dataset, as_dataset
+from .valuation.exceptions import DvlValueError
+
+__all__ = ["RunConfig", "ValuationRunner", "BACKENDS"]
+
+BACKENDS = ("loky", "threading", "dask", "ray")
+
+
+def _is_skorch(model: Any) -> bool:
+    try:
+        from skorch import NeuralNet
+    except ImportError:  # pragma: no cover
+        return False
+    return isinstance(model, NeuralNet)
+
+
+@dataclass
+class RunConfig:
+    """Everything a run needs; defaults are the reference notebook's settings."""
+
+    model: Any = None
+    train: Dataset | tuple[Any, Any] | None = None
+    test: Dataset | tuple[Any, Any] | None = None
+    scoring: Any = "accuracy"
+    default: float = 0.0
+    range: tuple[float, float] | None = None
+    truncation: TruncationPolicy | None = field(
+        default_factory=lambda: RelativeTruncation(rtol=0.05, burn_in_fraction=0.3)
+    )
+    stopping: StoppingCriterion = field(default_factory=lambda: MinUpdates(100))
+    jobs: int = 1
+    backend: str = "loky"
+    cache: str | Path | None = ".dvl_cache"
+    seed: int | None = None
+    batched: bool | str = "auto"
+    utility: Any = None  # a ready utility replaces model/test/scoring
+
+    def settings(self) -> dict[str, Any]:
+        """A JSON-able summary for run manifests and the result's metadata."""
+        return {
+            "model": type(self.model).__name__ if self.model is not None else None,
+            "scoring": self.scoring if isinstance(self.scoring, str) else repr(self.scoring),
+            "truncation": repr(self.truncation),
+            "stopping": str(self.stopping),
+            "jobs": self.jobs,
+            "backend": self.backend,
+            "seed": self.seed,
+            "batched": self.batched,
+            "n_train": len(as_dataset(self.train, "train")) if self.train is not None else None,
+        }
+
+
+class ValuationRunner:
+    """Run one valuation described by a :class:`RunConfig`, foreground or background.
+
+    ``run()`` blocks and returns the result; a keyboard interrupt (the kernel's interrupt)
+    ends the run cleanly and returns the partial result, with ``result.meta["ended"] ==
+    "interrupted"``. ``start()`` runs it in a thread; ``stop()`` ends it after the current
+    round; ``wait()`` joins it and re-raises its error, if any.
+
+    The result carries the run's settings (``meta["settings"]``), its run id
+    (``meta["run_id"]``) and the training data as ``display_data``, so that displaying it can
+    show the images and labels of the points.
+    """
+
+    def __init__(self, config: RunConfig, callbacks: list[ValuationCallback] | None = None):
+        self.config = config
+        self.callbacks = list(callbacks or [])
+        self.valuation: TMCShapleyValuation | None = None
+        self.result: ValuationResult | None = None
+        self.error: BaseException | None = None
+        self.run_id: str | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- building ------------------------------------------------------------------------------
+    def build_utility(self) -> Any:
+        c = self.config
+        if c.utility is not None:
+            return c.utility
+        if c.model is None:
+            raise DvlValueError("No model: set `model = <your estimator>` (or pass utility=...).")
+        if c.test is None:
+            raise DvlValueError("No test data: set `test = <Dataset or (x, y)>` to score on.")
+        scorer_cls = SkorchSupervisedScorer if _is_skorch(c.model) else SupervisedScorer
+        kwargs: dict[str, Any] = {"default": c.default}
+        if c.range is not None:
+            kwargs["range"] = c.range
+        if scorer_cls is SkorchSupervisedScorer:
+            scorer = SkorchSupervisedScorer(c.model, test_data=c.test, scoring=c.scoring, **kwargs)
+        else:
+            scorer = SupervisedScorer(c.scoring, c.test, **kwargs)
+        return ModelUtility(c.model, scorer, cache=c.cache)
+
+    def build(self) -> TMCShapleyValuation:
+        """Check the configuration and build the valuation, in the calling thread.
+
+        Everything that can be checked before fitting is checked here, so a background run
+        (``start()``) reports bad input at once instead of from its thread.
+        """
+        c = self.config
+        if c.train is None:
+            raise DvlValueError("No training data: set `train = <Dataset or (x, y)>`.")
+        as_dataset(c.train, "train")
+        if c.backend not in BACKENDS:
+            raise DvlValueError(
+                f"backend must be one of {', '.join(BACKENDS)}; got {c.backend!r}."
+            )
+        if isinstance(c.jobs, bool) or not isinstance(c.jobs, int) or c.jobs == 0:
+            raise DvlValueError(f"jobs must be a positive integer (or -1 for all cores); "
+                                f"got {c.jobs!r}.")
+        utility = self.build_utility()
+        if hasattr(utility, "validate"):
+            utility.validate()
+        self.valuation = TMCShapleyValuation(
+            utility,
+            truncation=c.truncation,
+            is_done=c.stopping,
+            seed=c.seed,
+            batched=c.batched,
+            callbacks=self.callbacks,
+        )
+        return self.valuation
+
+    # -- running -------------------------------------------------------------------------------
+    def _record_start(self) -> Any:
+        if self.config.cache is None:
+            return None
+        try:
+            from .valuation.runs import RunStore
+        except ImportError:
+            from .valuation.cache import RunStore  # type: ignore[no-redef]
+        try:
+            store = RunStore(self.config.cache)
+            self.run_id = store.start(self.config.settings(), self.config.seed)
+            return store
+        except Exception as exc:  # noqa: BLE001 - bookkeeping must never stop a run
+            import warnings
+
+            warnings.warn(f"could not record the run in {self.config.cache}: {exc}",
+                          stacklevel=3)
+            return None
+
+    def run(self) -> ValuationResult:
+        """Run in the calling thread; returns the (possibly partial) result."""
+        from joblib import parallel_config
+
+        valuation = self.valuation or self.build()
+        train = as_dataset(self.config.train, "train")
+        store = self._record_start()
+        try:
+            with parallel_config(backend=self.config.backend, n_jobs=self.config.jobs):
+                valuation.fit(train)
+        except KeyboardInterrupt:
+            pass  # the engine kept the partial result; an interrupt is a way to stop
+        except BaseException as exc:
+            self.error = exc
+            raise
+        finally:
+            try:
+                self.result = valuation.result
+            except Exception:  # noqa: BLE001 - no result when the run failed before starting
+                self.result = None
+            if self.result is not None:
+                self.result.meta["run_id"] = self.run_id
+                self.result.meta["settings"] = self.config.settings()
+                self.result.display_data = train
+            if store is not None and self.result is not None:
+                try:
+                    store.finish(self.run_id, self.result, valuation.stats.as_dict())
+                except Exception as exc:  # noqa: BLE001
+                    import warnings
+
+                    warnings.warn(f"could not record the run's end: {exc}", stacklevel=2)
+        return self.result
+
+    def start(
+        self,
+        on_done: Callable[[ValuationResult | None, BaseException | None], None] | None = None,
+    ) -> threading.Thread:
+        """Run in a background thread (the panel and ``--background``).
+
+        Bad input raises here, in the calling thread. ``on_done(result, error)`` is called in
+        the run's thread once it has ended for any reason, with the final (possibly partial)
+        result, or None and the error; front ends use it to store and show the result.
+        """
+        self.build()
+
+        def target() -> None:
+            try:
+                self.run()
+            except BaseException as exc:  # noqa: BLE001 - reported through .error / wait()
+                self.error = exc
+            if on_done is not None:
+                on_done(self.result, self.error)
+
+        self._thread = threading.Thread(target=target, name="dvl-valuation", daemon=True)
+        self._thread.start()
+        return self._thread
+
+    def stop(self) -> None:
+        if self.valuation is not None:
+            self.valuation.stop()
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def wait(self, timeout: float | None = None) -> ValuationResult | None:
+        if self._thread is not None:
+            self._thread.join(timeout)
+        if self.error is not None:
+            raise self.error
+        return self.result
