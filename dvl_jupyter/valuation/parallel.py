@@ -73,8 +73,12 @@ class SubsetEvaluator:
             size = max(1, min(size, -(-len(subsets) // self.n_jobs)))
         return [subsets[i : i + size] for i in range(0, len(subsets), size)]
 
-    def _record(self, batch: EvaluationBatch, n: int) -> None:
-        self.stats.evaluations += n
+    def _record(self, chunk: list[np.ndarray], batch: EvaluationBatch) -> None:
+        # Each chunk is stored as soon as it is back (one transaction), so an interrupt loses
+        # at most the chunks still being computed.
+        if self.cache is not None:
+            self.cache.set_many(self._fp, chunk, batch.values)
+        self.stats.evaluations += len(chunk)
         self.stats.fits += batch.n_fits
         self.stats.failed_fits += batch.n_failed
         if batch.first_error and self.first_error is None:
@@ -87,12 +91,12 @@ class SubsetEvaluator:
         if self._parallel is None:
             for chunk in chunks:
                 batch = self.utility.evaluate_many(chunk)
-                self._record(batch, len(chunk))
+                self._record(chunk, batch)
                 out.append(batch.values)
         else:
             jobs = (delayed(_evaluate_in_worker)(self.utility, chunk) for chunk in chunks)
             for chunk, batch in zip(chunks, self._parallel(jobs), strict=True):
-                self._record(batch, len(chunk))
+                self._record(chunk, batch)
                 out.append(batch.values)
         return np.concatenate(out) if out else np.empty(0)
 
@@ -110,8 +114,5 @@ class SubsetEvaluator:
             if len(missing) < len(subsets):
                 self.on_progress()
         if missing:
-            computed = self._compute([subsets[i] for i in missing])
-            values[missing] = computed
-            if self.cache is not None:
-                self.cache.set_many(self._fp, [subsets[i] for i in missing], computed)
+            values[missing] = self._compute([subsets[i] for i in missing])
         return values
