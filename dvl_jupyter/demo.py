@@ -1,87 +1,125 @@
-"""The main job, headless: TMC-Shapley values of the reference CNN on the bundled digits.
+"""The main job, headless: execute the demo notebook and keep what it produced.
 
-``python -m dvl_jupyter.demo --out out`` (what ``make demo`` runs) follows the reference
-notebook's workflow with small settings, so it finishes in minutes on two cores, and writes
-``out/result.npz`` (the ValuationResult), ``out/lowest_values.png`` (the 10 lowest values with
-95% intervals) and ``out/image_grid.png`` (the lowest- and highest-valued images).
+``python -m dvl_jupyter.demo --out out`` (what ``make demo`` runs) executes
+``notebooks/shapley_skorch.ipynb`` with nbclient in a fresh kernel whose working directory is
+``out/``, so that everything the notebook writes lands there:
+
+- ``out/shapley_skorch.ipynb``: the executed notebook, outputs and widget state included;
+- ``out/figures/<cell>.png``: every figure, named after the cell's tag (``lowest_values``,
+  ``image_grid_lowest``, ``image_grid_highest``, ``shapley`` for the magic's own display...);
+- ``out/valuation.json``: the magic's ``application/vnd.dvl-jupyter.valuation.v1+json``
+  payload (what the JupyterLab renderer draws);
+- ``out/result.npz``: the ``ValuationResult``, saved by the notebook;
+- ``out/.dvl_cache/``: the utility cache, so running the demo again trains no model.
+
+``--ci`` runs it with the tiny settings the notebook uses when ``CI`` is set.
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
+import json
+import os
+import sys
 import time
 from pathlib import Path
+from typing import Any
+
+NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "shapley_skorch.ipynb"
+MIME_TYPE = "application/vnd.dvl-jupyter.valuation.v1+json"
+
+
+def execute(notebook: Path | Any, out: Path, timeout: int = 3600, ci: bool = False) -> Any:
+    """Execute a notebook (a path or a ``NotebookNode``, changed in place) in a fresh kernel
+    working in ``out``; returns the executed notebook.
+
+    The kernel inherits this process's environment (plus ``CI=1`` with ``ci``), and one
+    torch thread per process, which is what two small processes on two cores want. It talks
+    to us over local sockets in a temporary directory rather than TCP: nothing to expose, and
+    no warning about unencrypted TCP in the demo's output.
+    """
+    import tempfile
+
+    import nbformat
+    from nbclient import NotebookClient
+    from traitlets.config import Config
+
+    out.mkdir(parents=True, exist_ok=True)
+    nb = notebook if isinstance(notebook, nbformat.NotebookNode) else nbformat.read(
+        notebook, as_version=4)
+    env = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    if ci:
+        env["CI"] = "1"
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)  # the kernel process inherits it
+    try:
+        with tempfile.TemporaryDirectory(prefix="dvl-demo-") as sockets:
+            ipc = Config({"KernelManager": {"transport": "ipc",
+                                            "ip": str(Path(sockets) / "kernel")}})
+            client = NotebookClient(
+                nb,
+                config=ipc,
+                kernel_name="python3",
+                timeout=timeout,
+                resources={"metadata": {"path": str(out)}},
+                store_widget_state=True,
+            )
+            client.execute()
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    return nb
+
+
+def extract(nb: Any, out: Path) -> list[Path]:
+    """Write the notebook's figures and the valuation JSON under ``out``; returns the paths."""
+    figures = out / "figures"
+    figures.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    for number, cell in enumerate(nb.cells):
+        if cell.cell_type != "code":
+            continue
+        tags = cell.metadata.get("tags", [])
+        stem = tags[0] if tags else f"cell{number:02d}"
+        pngs = [o["data"]["image/png"] for o in cell.get("outputs", [])
+                if "image/png" in o.get("data", {})]
+        for k, png in enumerate(pngs):
+            path = figures / (f"{stem}.png" if len(pngs) == 1 else f"{stem}-{k + 1}.png")
+            path.write_bytes(base64.b64decode(png))
+            written.append(path)
+        for o in cell.get("outputs", []):
+            payload = o.get("data", {}).get(MIME_TYPE)
+            if payload is not None and not (out / "valuation.json").exists():
+                (out / "valuation.json").write_text(json.dumps(payload, indent=1))
+                written.append(out / "valuation.json")
+    return written
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m dvl_jupyter.demo", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m dvl_jupyter.demo", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default="out", help="output directory (default: out)")
-    parser.add_argument("--n-train", type=int, default=100, help="training points to value")
-    parser.add_argument("--n-test", type=int, default=200, help="test points to score on")
-    parser.add_argument("--epochs", type=int, default=24)
-    parser.add_argument("--updates", type=int, default=10, help="MinUpdates(n)")
-    parser.add_argument("--jobs", type=int, default=2)
-    parser.add_argument("--seed", type=int, default=36)
-    parser.add_argument("--batched", default="auto", choices=["auto", "on", "off"])
+    parser.add_argument("--notebook", default=str(NOTEBOOK), help="notebook to execute")
+    parser.add_argument("--ci", action="store_true", help="tiny settings (as with CI=1)")
+    parser.add_argument("--timeout", type=int, default=3600, help="seconds per cell")
     args = parser.parse_args(argv)
 
-    import matplotlib
+    import nbformat
 
-    matplotlib.use("Agg")
-    import torch
-    from joblib import parallel_config
-    from skorch import NeuralNetClassifier
-
-    from dvl_jupyter.datasets import load_digits
-    from dvl_jupyter.models import SimpleCNN
-    from dvl_jupyter.plots import plot_image_grid, plot_result_errors
-    from dvl_jupyter.valuation import (
-        MinUpdates,
-        ModelUtility,
-        RelativeTruncation,
-        SkorchSupervisedScorer,
-        TMCShapleyValuation,
-    )
-
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    torch.manual_seed(args.seed)
-    train, test = load_digits(train_size=0.7, random_state=args.seed)
-    train, test = train[: args.n_train], test[: args.n_test]
-    model = NeuralNetClassifier(
-        SimpleCNN, criterion=torch.nn.CrossEntropyLoss, lr=0.01, max_epochs=args.epochs,
-        batch_size=128, train_split=None, optimizer=torch.optim.Adam, verbose=False,
-    )
-    scorer = SkorchSupervisedScorer(model, test_data=test, default=0.0, range=(0, 1))
-    utility = ModelUtility(model=model, scorer=scorer, cache=out / "cache")
-    valuation = TMCShapleyValuation(
-        utility,
-        truncation=RelativeTruncation(rtol=0.05, burn_in_fraction=0.3),
-        is_done=MinUpdates(args.updates),
-        progress=True,
-        seed=args.seed,
-        batched={"auto": "auto", "on": True, "off": False}[args.batched],
-    )
+    notebook, out = Path(args.notebook), Path(args.out).absolute()
+    if not notebook.exists():
+        print(f"no notebook at {notebook}; pass --notebook PATH", file=sys.stderr)
+        return 2
     start = time.perf_counter()
-    with parallel_config(n_jobs=args.jobs):
-        result = valuation.fit(train).result
-    elapsed = time.perf_counter() - start
-
-    result.save(out / "result.npz")
-    bottom = result.sort()[:10]
-    ax = plot_result_errors(bottom, level=0.05, title="Images with low values", xlabel="Image",
-                            ylabel="Shapley value")
-    ax.figure.savefig(out / "lowest_values.png", dpi=100, bbox_inches="tight")
-    fig = plot_image_grid(result, train, k=10, which="bottom", title="Lowest-valued images")
-    fig.savefig(out / "image_grid_lowest.png", dpi=100, bbox_inches="tight")
-    fig = plot_image_grid(result, train, k=10, which="top", title="Highest-valued images")
-    fig.savefig(out / "image_grid_highest.png", dpi=100, bbox_inches="tight")
-    meta = result.meta
-    print(
-        f"{len(result)} points valued in {elapsed:.1f} s: {meta['evaluations']} fits, "
-        f"{meta['cache_hits']} cache hits, {meta['permutations']} permutations ({meta['path']}). "
-        f"Outputs in {out}/"
-    )
+    nb = execute(notebook, out, timeout=args.timeout, ci=args.ci)
+    nbformat.write(nb, out / notebook.name)
+    written = extract(nb, out)
+    print(f"Executed {notebook.name} in {time.perf_counter() - start:.0f} s; wrote "
+          f"{out / notebook.name}, {len(written)} figures and data files under {out}/")
     return 0
 
 

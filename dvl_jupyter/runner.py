@@ -29,7 +29,8 @@ from .valuation import (
     ValuationResult,
 )
 from .valuation.dataset import Dataset, as_dataset
-from .valuation.exceptions import DvlValueError
+from .valuation.exceptions import DvlTypeError, DvlValueError, describe_value
+from .valuation.stopping import check_stopping_criterion
 
 __all__ = ["RunConfig", "ValuationRunner", "BACKENDS"]
 
@@ -111,14 +112,15 @@ class ValuationRunner:
             raise DvlValueError("No model: set `model = <your estimator>` (or pass utility=...).")
         if c.test is None:
             raise DvlValueError("No test data: set `test = <Dataset or (x, y)>` to score on.")
+        test = as_dataset(c.test, "test")
         scorer_cls = SkorchSupervisedScorer if _is_skorch(c.model) else SupervisedScorer
         kwargs: dict[str, Any] = {"default": c.default}
         if c.range is not None:
             kwargs["range"] = c.range
         if scorer_cls is SkorchSupervisedScorer:
-            scorer = SkorchSupervisedScorer(c.model, test_data=c.test, scoring=c.scoring, **kwargs)
+            scorer = SkorchSupervisedScorer(c.model, test_data=test, scoring=c.scoring, **kwargs)
         else:
-            scorer = SupervisedScorer(c.scoring, c.test, **kwargs)
+            scorer = SupervisedScorer(c.scoring, test, **kwargs)
         return ModelUtility(c.model, scorer, cache=c.cache)
 
     def build(self) -> TMCShapleyValuation:
@@ -131,6 +133,15 @@ class ValuationRunner:
         if c.train is None:
             raise DvlValueError("No training data: set `train = <Dataset or (x, y)>`.")
         as_dataset(c.train, "train")
+        try:
+            check_stopping_criterion(c.stopping, "stopping")
+        except TypeError as exc:  # the stopping module's own TypeError, as one of ours
+            raise DvlTypeError(str(exc)) from None
+        if c.truncation is not None and not isinstance(c.truncation, TruncationPolicy):
+            raise DvlTypeError(
+                "truncation must be None, NoTruncation(), FixedTruncation(fraction) or "
+                f"RelativeTruncation(rtol, burn_in_fraction); got {describe_value(c.truncation)}."
+            )
         if c.backend not in BACKENDS:
             raise DvlValueError(
                 f"backend must be one of {', '.join(BACKENDS)}; got {c.backend!r}."
@@ -194,9 +205,12 @@ class ValuationRunner:
                 self.result.meta["run_id"] = self.run_id
                 self.result.meta["settings"] = self.config.settings()
                 self.result.display_data = train
-            if store is not None and self.result is not None:
+            if store is not None:  # a failed run is recorded as failed, not left "running"
                 try:
-                    store.finish(self.run_id, self.result, valuation.stats.as_dict())
+                    stats = valuation.stats.as_dict() if valuation.stats is not None else {}
+                    if self.result is not None:  # done, stopped, interrupted, for the listing
+                        stats["ended"] = self.result.meta.get("ended")
+                    store.finish(self.run_id, self.result, stats)
                 except Exception as exc:  # noqa: BLE001
                     import warnings
 
@@ -213,7 +227,8 @@ class ValuationRunner:
         the run's thread once it has ended for any reason, with the final (possibly partial)
         result, or None and the error; front ends use it to store and show the result.
         """
-        self.build()
+        if self.valuation is None:
+            self.build()
 
         def target() -> None:
             try:

@@ -176,6 +176,7 @@ class ValuationResult:
         "_algorithm",
         "_status",
         "_meta",
+        "_display_data",
     )
 
     def __init__(
@@ -266,6 +267,7 @@ class ValuationResult:
         self._algorithm = algorithm
         self._status = _as_status(status)
         self._meta: dict[str, Any] = copy.deepcopy(meta) if meta else {}
+        self._display_data: Any = None
 
     # ------------------------------------------------------------------ construction
 
@@ -314,6 +316,7 @@ class ValuationResult:
         algorithm: str,
         status: Status,
         meta: dict[str, Any],
+        display_data: Any = None,
     ) -> ValuationResult:
         """Build from arrays already validated and owned by the caller (no copies, no checks)."""
         obj = cls.__new__(cls)
@@ -325,6 +328,7 @@ class ValuationResult:
         obj._algorithm = algorithm
         obj._status = status
         obj._meta = meta
+        obj._display_data = display_data
         return obj
 
     # ------------------------------------------------------------------ properties
@@ -353,6 +357,20 @@ class ValuationResult:
     def names(self) -> NDArray[np.str_]:
         """Name of each point, as strings (read-only view)."""
         return _readonly(self._names)
+
+    @property
+    def display_data(self) -> Any:
+        """The training data the values are about, kept only to show them (or None).
+
+        Set by the notebook runner so that a displayed result can show the images and labels
+        of its points (a ``Dataset`` whose ``indices`` match the result's). It is shared, not
+        copied, by slicing, sorting and ``copy()``; it is neither saved nor compared.
+        """
+        return self._display_data
+
+    @display_data.setter
+    def display_data(self, data: Any) -> None:
+        self._display_data = data
 
     @property
     def stderr(self) -> NDArray[np.float64]:
@@ -490,6 +508,7 @@ class ValuationResult:
             self._algorithm,
             self._status,
             copy.deepcopy(self._meta),
+            self._display_data,
         )
 
     def copy(self) -> ValuationResult:
@@ -608,6 +627,7 @@ class ValuationResult:
             algorithm,
             self._status | other._status,
             copy.deepcopy({**other._meta, **self._meta}),
+            self._display_data if self._display_data is not None else other._display_data,
         )
 
     def __radd__(self, other: Any) -> ValuationResult:
@@ -670,6 +690,18 @@ class ValuationResult:
             f"ValuationResult({algo}status={self._status.name}, n={n}, "
             f"values=[{head}], total_updates={int(self._counts.sum())})"
         )
+
+    def _repr_mimebundle_(
+        self, include: Any = None, exclude: Any = None, **kwargs: Any
+    ) -> dict[str, Any]:
+        """Rich display in Jupyter (JSON for the labextension, PNG, HTML, text).
+
+        Delegated to :mod:`dvl_jupyter.display`, imported only when something displays a
+        result, so the engine itself never imports matplotlib or anything from Jupyter.
+        """
+        from dvl_jupyter.display import mimebundle
+
+        return mimebundle(self, include=include, exclude=exclude)
 
     # ------------------------------------------------------------------ I/O (delegated)
 

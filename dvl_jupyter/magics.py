@@ -1,0 +1,575 @@
+"""The notebook's magics: ``%%shapley``, ``%shapley``, ``%shapley_cache``, ``%shapley_panel``.
+
+Thin on purpose: a magic parses its line, reads the settings, builds a
+:class:`~dvl_jupyter.runner.RunConfig`, hands it to the
+:class:`~dvl_jupyter.runner.ValuationRunner`, stores the result and displays it. Everything
+else (checking, running, recording, progress) lives in the runner and its callbacks, which the
+panel and plain Python share.
+
+Errors a user can fix (a missing variable, an unknown option or setting, a model or data of the
+wrong type, any engine :class:`~dvl_jupyter.valuation.exceptions.DvlError`) are raised as
+IPython's own ``UsageError``, which the shell shows as one short line instead of a traceback
+through torch and joblib; a subclass would lose that short display. ``--debug`` (or
+``%config ShapleyMagics.debug = True``) re-raises the original error with its traceback.
+
+A kernel interrupt ends a run cleanly: the partial result is stored in the ``-o`` variable and
+displayed, the cache keeps every evaluation, and the cell then ends with a one-line
+``KeyboardInterrupt``, so that "Run all" stops there as it would for any interrupted cell.
+"""
+
+from __future__ import annotations
+
+import ast
+import difflib
+import keyword
+from typing import Any
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class
+from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from traitlets import Bool, Enum, Int, TraitError, Unicode, validate
+from traitlets.config import Configurable
+
+from .display import SHOW_CHOICES, mimebundle
+from .runner import BACKENDS, RunConfig, ValuationRunner
+from .valuation.cache import DEFAULT_CACHE_DIR
+from .valuation.exceptions import DvlError
+
+__all__ = ["ShapleyMagics", "SETTINGS", "load", "unload"]
+
+#: The names a ``%%shapley`` body may set; everything else it assigns is an error.
+SETTINGS = ("model", "train", "test", "scoring", "truncation", "stopping", "default", "range",
+            "utility")
+BATCHED = {"auto": "auto", "on": True, "off": False}
+_BODY = "<%%shapley body>"
+_EXAMPLE = "model = model\ntrain, test = train, test\nstopping = MinUpdates(100)"
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """The kernel's interrupt ended a run; shown as one line, the partial result is kept."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def _render_traceback_(self) -> list[str]:
+        return [f"KeyboardInterrupt: {self.message}"]
+
+
+class _UserError(Exception):
+    """A mistake in the cell, with the original exception for ``--debug``."""
+
+    def __init__(self, message: str, original: BaseException | None = None) -> None:
+        super().__init__(message)
+        self.original = original
+
+
+class _Scratch(dict):  # type: ignore[type-arg]
+    """The namespace a ``%%shapley`` body runs in: valuation names under the notebook's.
+
+    A copy, so reading sees the notebook's variables and writing never changes them; it
+    records what the body assigned (a module-level assignment calls ``__setitem__`` on a dict
+    subclass), which is all the magic reads back.
+    """
+
+    def __init__(self, *layers: dict[str, Any]) -> None:
+        super().__init__()
+        for layer in layers:
+            self.update(layer)
+        self.assigned: dict[str, None] = {}
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self.assigned[key] = None
+        super().__setitem__(key, value)
+
+
+def _valuation_names() -> dict[str, Any]:
+    from . import valuation
+
+    return {name: getattr(valuation, name) for name in valuation.__all__}
+
+
+def _did_you_mean(name: str, candidates: Any) -> str:
+    close = difflib.get_close_matches(name, [c for c in candidates if isinstance(c, str)], n=1)
+    return f"; did you mean {close[0]!r}?" if close else "."
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text if len(text) <= 400 else text[:397] + "..."
+
+
+def _bound_by_assignment(tree: ast.Module) -> list[tuple[str, int]]:
+    """Names the body binds at its top level by assignment (not by import, def or class)."""
+    found: list[tuple[str, int]] = []
+
+    class Visitor(ast.NodeVisitor):
+        def visit_Name(self, node: ast.Name) -> None:
+            if isinstance(node.ctx, ast.Store):
+                found.append((node.id, node.lineno))
+
+        def _skip(self, node: ast.AST) -> None:
+            """Own scopes: their names are not settings."""
+
+        visit_FunctionDef = visit_AsyncFunctionDef = visit_ClassDef = visit_Lambda = _skip
+        visit_ListComp = visit_SetComp = visit_DictComp = visit_GeneratorExp = _skip
+
+    Visitor().visit(tree)
+    return found
+
+
+@magics_class
+class ShapleyMagics(Magics, Configurable):
+    """``%%shapley`` / ``%shapley``: TMC-Shapley values of a model's training points.
+
+    Defaults for the line options are set with ``%config``, e.g.
+    ``%config ShapleyMagics.jobs = 2``.
+    """
+
+    jobs = Int(1, help="Parallel jobs (joblib n_jobs; -1 for all cores).").tag(config=True)
+    backend = Enum(BACKENDS, default_value="loky", help="joblib backend.").tag(config=True)
+    cache_dir = Unicode(DEFAULT_CACHE_DIR, allow_none=True,
+                        help="Cache directory; empty or None for no cache.").tag(config=True)
+    seed = Int(None, allow_none=True, help="Seed of the permutations; None for a fresh one."
+               ).tag(config=True)
+    show = Enum(SHOW_CHOICES, default_value="auto",
+                help="What to display: auto (plot, grid, table), plot, grid, table or none."
+                ).tag(config=True)
+    batched = Enum(tuple(BATCHED), default_value="auto",
+                   help="The fast path: auto, on (required) or off.").tag(config=True)
+    progress = Bool(True, help="Show live progress.").tag(config=True)
+    debug = Bool(False, help="Show full tracebacks instead of short errors.").tag(config=True)
+
+    def __init__(self, shell: Any = None, **kwargs: Any) -> None:
+        super().__init__(shell=shell, **kwargs)
+        #: The runner of the last %%shapley run (e.g. to stop a background run).
+        self.last_runner: ValuationRunner | None = None
+
+    @validate("jobs")
+    def _check_jobs(self, proposal: Any) -> int:
+        if proposal["value"] == 0 or proposal["value"] < -1:
+            raise TraitError(f"jobs must be a positive integer or -1; got {proposal['value']}.")
+        return int(proposal["value"])
+
+    # -- %%shapley / %shapley ----------------------------------------------------------------
+    @magic_arguments()
+    @argument("names", nargs="*", metavar="MODEL TRAIN TEST",
+              help="line form only: the notebook's model, training and test data")
+    @argument("-o", "--out", metavar="NAME", help="variable that receives the ValuationResult")
+    @argument("-j", "--jobs", type=int, metavar="N", help="parallel jobs (default: %%config)")
+    @argument("--backend", choices=BACKENDS, help="joblib backend")
+    @argument("--cache", metavar="DIR", help="cache directory (default: .dvl_cache)")
+    @argument("--no-cache", action="store_true", help="compute everything, store nothing")
+    @argument("--seed", type=int, metavar="N", help="seed of the permutations")
+    @argument("--no-progress", action="store_true", help="no live progress")
+    @argument("--show", choices=SHOW_CHOICES, help="what to display when done")
+    @argument("--batched", choices=tuple(BATCHED), help="the fast path: auto, on or off")
+    @argument("--background", action="store_true",
+              help="run in a thread and return at once; NAME is set when done")
+    @argument("--debug", action="store_true", help="full tracebacks instead of short errors")
+    @line_cell_magic
+    def shapley(self, line: str, cell: str | None = None) -> None:
+        """Compute TMC-Shapley values of every training point.
+
+        Cell form: the body is Python that sets ``model``, ``train``, ``test`` and optionally
+        ``scoring``, ``truncation``, ``stopping``, ``default``, ``range`` (or a ready
+        ``utility``); it sees the notebook's variables and every name of
+        ``dvl_jupyter.valuation``, and its assignments stay in the cell::
+
+            %%shapley -o result --jobs 2
+            model = model
+            train, test = train, test
+            truncation = RelativeTruncation(rtol=0.05, burn_in_fraction=0.3)
+            stopping = MinUpdates(100)
+
+        Line form: ``%shapley model train test -o result``.
+        """
+        args = self._parse(self.shapley, line)
+        debug = args.debug or self.debug
+        try:
+            config = self._config(args, cell)
+            self._run(config, args)
+        except _UserError as exc:
+            if debug and exc.original is not None:
+                raise exc.original from None
+            raise UsageError(str(exc)) from None
+        except DvlError as exc:
+            if debug:
+                raise
+            raise UsageError(_one_line(exc)) from None
+
+    def _parse(self, magic: Any, line: str) -> Any:
+        """``parse_argstring`` with a did-you-mean for a misspelt option."""
+        try:
+            return parse_argstring(magic, line)
+        except UsageError as exc:
+            message = str(exc)
+            name = magic.__name__
+            if message.startswith("unrecognized arguments:"):
+                bad = message.split(":", 1)[1].split()[0]
+                options = [o for a in magic.parser._actions for o in a.option_strings]
+                raise UsageError(
+                    f"%{name}: unknown option {bad}{_did_you_mean(bad, options)} "
+                    f"(%{name}? lists the options)"
+                ) from None
+            raise UsageError(f"%{name}: {message} (%{name}? lists the options)") from None
+
+    def _config(self, args: Any, cell: str | None) -> RunConfig:
+        if args.out is not None and (not args.out.isidentifier() or keyword.iskeyword(args.out)):
+            raise _UserError(f"-o needs a Python variable name; got {args.out!r}.")
+        if cell is None:
+            settings = self._line_settings(args.names)
+        else:
+            if args.names:
+                raise _UserError(
+                    f"%%shapley takes its settings from the cell body, not from the first line; "
+                    f"remove {' '.join(args.names)!r} and set model, train and test in the body."
+                )
+            settings = self._body_settings(cell)
+        cache: str | None = args.cache if args.cache is not None else self.cache_dir
+        return RunConfig(
+            **settings,
+            jobs=args.jobs if args.jobs is not None else self.jobs,
+            backend=args.backend or self.backend,
+            cache=None if args.no_cache or not cache else cache,
+            seed=args.seed if args.seed is not None else self.seed,
+            batched=BATCHED[args.batched or self.batched],
+        )
+
+    def _line_settings(self, names: list[str]) -> dict[str, Any]:
+        if len(names) != 3:
+            raise _UserError(
+                f"%shapley needs three variables, MODEL TRAIN TEST (e.g. %shapley model train "
+                f"test -o result); got {len(names)}.\nFor more settings use the cell form, "
+                "%%shapley."
+            )
+        ns = self.shell.user_ns
+        settings = {}
+        for key, expr in zip(("model", "train", "test"), names, strict=True):
+            try:
+                settings[key] = eval(expr, ns)  # noqa: S307 - the user's own expression
+            except NameError as exc:
+                missing = exc.name or expr
+                raise _UserError(
+                    f"%shapley: no variable {missing!r} in the notebook"
+                    f"{_did_you_mean(missing, ns)}",
+                    exc,
+                ) from None
+            except Exception as exc:  # noqa: BLE001 - the user's expression
+                raise _UserError(
+                    f"%shapley: evaluating {expr!r} for {key} raised {type(exc).__name__}: "
+                    f"{_one_line(exc)}",
+                    exc,
+                ) from None
+        return settings
+
+    def _body_settings(self, cell: str) -> dict[str, Any]:
+        """Run the body in a scratch namespace and return the settings it assigned."""
+        source = self.shell.transform_cell(cell)
+        if not source.strip():
+            raise _UserError(
+                "the %%shapley cell is empty: set at least model, train and test, e.g.\n"
+                + _EXAMPLE.replace("\n", "; ")
+            )
+        try:
+            tree = ast.parse(source, _BODY)
+        except SyntaxError as exc:
+            raise _UserError(
+                f"syntax error in the %%shapley body, line {exc.lineno}: {exc.msg}.", exc
+            ) from None
+        for name, lineno in _bound_by_assignment(tree):
+            if name not in SETTINGS and not name.startswith("_"):
+                raise _UserError(
+                    f"unknown setting {name!r} (line {lineno} of the %%shapley body)"
+                    f"{_did_you_mean(name, SETTINGS)}\nThe settings are {', '.join(SETTINGS)}; "
+                    "name helper variables with a leading underscore."
+                )
+        ns = _Scratch(_valuation_names(), self.shell.user_ns)
+        try:
+            exec(compile(tree, _BODY, "exec"), ns)  # noqa: S102 - the user's own cell
+        except NameError as exc:
+            missing = exc.name or "?"
+            raise _UserError(
+                f"{missing!r} is not defined (line {_body_line(exc)} of the %%shapley body)"
+                f"{_did_you_mean(missing, ns)}\nDefine it in the notebook first, or fix the name.",
+                exc,
+            ) from None
+        except Exception as exc:  # noqa: BLE001 - the user's own code, reported in one line
+            raise _UserError(
+                f"line {_body_line(exc)} of the %%shapley body raised {type(exc).__name__}: "
+                f"{_one_line(exc)}",
+                exc,
+            ) from None
+        return {name: ns[name] for name in ns.assigned if name in SETTINGS}
+
+    def _run(self, config: RunConfig, args: Any) -> None:
+        show = args.show or self.show
+        enabled = self.progress and not args.no_progress
+        runner = ValuationRunner(config)
+        self.last_runner = runner
+        # The Stop button only works in the background: a foreground run blocks the kernel,
+        # which then cannot receive the click (the kernel's interrupt is the way to stop).
+        view = _progress_view(runner if args.background else None, enabled)
+        if view is not None:
+            runner.callbacks.append(view)
+        try:
+            runner.build()  # bad settings raise here, before anything is shown or started
+        except BaseException:
+            _close(view)
+            raise
+        if args.background:
+            self._start_background(runner, args.out, show)
+            return
+        result = runner.run()  # blocks; an interrupt returns the partial result
+        if result is None:  # interrupted before the first value
+            raise RunInterrupted("run interrupted before it started; nothing to keep.")
+        self._deliver(result, args.out, show)
+        if result.meta.get("ended") == "interrupted":
+            where = f"in {args.out!r}" if args.out else "not stored (use -o NAME)"
+            kept = " and the cache keeps every evaluation" if config.cache is not None else ""
+            raise RunInterrupted(
+                f"run interrupted after {result.meta.get('permutations', 0)} permutations; "
+                f"the partial result is {where}{kept}."
+            )
+
+    def _deliver(self, result: Any, out: str | None, show: str) -> None:
+        from IPython.display import display
+
+        if out:
+            self.shell.user_ns[out] = result
+        bundle = mimebundle(result, show=show)
+        if bundle:
+            display(bundle, raw=True)
+
+    def _start_background(self, runner: ValuationRunner, out: str | None, show: str) -> None:
+        """Start the run in a thread; a placeholder output is replaced by the result."""
+        from IPython.display import display
+
+        target = f"`{out}` is set" if out else "the result is shown here"
+        handle = display(
+            {"text/plain": f"TMC-Shapley is running in the background; {target} when it ends."},
+            raw=True, display_id=True,
+        )
+
+        def on_done(result: Any, error: BaseException | None) -> None:
+            if result is not None and out:
+                self.shell.user_ns[out] = result
+            if error is not None and not isinstance(error, KeyboardInterrupt):
+                bundle = {"text/plain": f"TMC-Shapley failed: {type(error).__name__}: "
+                                        f"{_one_line(error)}"}
+            elif result is not None:
+                bundle = mimebundle(result, show=show) or {
+                    "text/plain": f"TMC-Shapley finished; the result is in `{out}`."}
+            else:
+                return
+            if handle is not None:
+                handle.update(bundle, raw=True)
+
+        runner.start(on_done=on_done)
+
+    # -- %shapley_cache ------------------------------------------------------------------------
+    @magic_arguments()
+    @argument("action", nargs="?", default="show", choices=("show", "load", "clear"),
+              help="show (default): where, size and past runs; load RUN_ID -o NAME; clear")
+    @argument("run_id", nargs="?", metavar="RUN_ID", help="with load: the run to reload")
+    @argument("-o", "--out", metavar="NAME", help="with load: the variable to put it in")
+    @argument("--cache", metavar="DIR", help="cache directory (default: ShapleyMagics.cache_dir)")
+    @line_magic
+    def shapley_cache(self, line: str) -> None:
+        """Show the cache and its past runs, reload a run's result, or clear it all."""
+        from IPython.display import display
+
+        from .valuation.runs import RunStore
+
+        args = self._parse(self.shapley_cache, line)
+        directory = args.cache or self.cache_dir or DEFAULT_CACHE_DIR
+        try:
+            if args.action == "show":
+                display(CacheReport.read(directory))
+            elif args.action == "load":
+                if not args.run_id or not args.out:
+                    raise UsageError(
+                        "usage: %shapley_cache load RUN_ID -o NAME (%shapley_cache lists the runs)"
+                    )
+                if not args.out.isidentifier() or keyword.iskeyword(args.out):
+                    raise UsageError(f"-o needs a Python variable name; got {args.out!r}.")
+                result = RunStore(directory).load_result(args.run_id)
+                self.shell.user_ns[args.out] = result
+                print(f"Loaded run {args.run_id} ({len(result)} points) into `{args.out}`.")
+            else:
+                values, runs = _clear(directory)
+                print(f"Cleared {directory}: {_count(values, 'cached value')} and "
+                      f"{_count(runs, 'run')} removed.")
+        except (DvlError, OSError) as exc:
+            if self.debug:
+                raise
+            raise UsageError(f"%shapley_cache: {_one_line(exc)}") from None
+
+    # -- %shapley_panel ------------------------------------------------------------------------
+    @line_magic
+    def shapley_panel(self, line: str) -> Any:
+        """Open the widget panel over the notebook's variables (``dvl_jupyter.panel()``)."""
+        import dvl_jupyter
+
+        try:
+            panel = dvl_jupyter.panel
+        except ImportError as exc:
+            raise UsageError(f"the panel is not available: {exc}") from None
+        return panel(self.shell.user_ns)
+
+
+def _body_line(exc: BaseException) -> int | str:
+    """The line of the body an exception came from (its innermost frame in the body)."""
+    tb = exc.__traceback__
+    line: int | str = "?"
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename == _BODY:
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    return line
+
+
+def _progress_view(runner: ValuationRunner | None, enabled: bool) -> Any:
+    """The progress callback of :mod:`dvl_jupyter.progress` (the engine's tqdm bar without it)."""
+    try:
+        from .progress import progress_callback
+    except ImportError:  # the progress module is optional for the magics
+        from .valuation import TqdmProgress
+
+        return TqdmProgress() if enabled else None
+    return progress_callback(runner, enabled=enabled) if enabled else None
+
+
+def _close(view: Any) -> None:
+    close = getattr(view, "close", None)
+    if callable(close):
+        close()
+
+
+def _clear(directory: str) -> tuple[int, int]:
+    """Remove every cached value and run record under ``directory``."""
+    from pathlib import Path
+
+    from .valuation.cache import UtilityCache
+    from .valuation.runs import RunStore
+
+    if not Path(directory).expanduser().is_dir():
+        return 0, 0
+    with UtilityCache(directory) as cache:
+        values = cache.clear()
+    return values, RunStore(directory).clear()
+
+
+class CacheReport:
+    """What ``%shapley_cache`` shows: the directory, its size and the runs recorded there."""
+
+    def __init__(self, directory: str, exists: bool, entries: int, size: int,
+                 runs: list[dict[str, Any]]) -> None:
+        self.directory = directory
+        self.exists = exists
+        self.entries = entries
+        self.size = size
+        self.runs = runs
+
+    @classmethod
+    def read(cls, directory: str) -> CacheReport:
+        """Read the cache without creating it: showing must not leave a directory behind."""
+        from pathlib import Path
+
+        from .valuation.cache import UtilityCache
+        from .valuation.runs import RunStore
+
+        path = Path(directory).expanduser().absolute()
+        if not path.is_dir():
+            return cls(str(path), False, 0, 0, [])
+        with UtilityCache(path) as cache:
+            entries, size = len(cache), cache.volume()
+        size += sum(p.stat().st_size for p in (path / "runs").glob("*") if p.is_file())
+        return cls(str(path), True, entries, size, RunStore(path).list_runs())
+
+    def rows(self) -> list[list[str]]:
+        """One row per run: id, start, end, status, model, points, stopping, seed, counts."""
+        out = []
+        for run in self.runs:
+            s = run.get("settings") or {}
+            out.append([str(v) for v in (
+                run.get("run_id"), _when(run.get("started")), _when(run.get("finished")),
+                (run.get("stats") or {}).get("ended") or run.get("status"), s.get("model"),
+                run.get("n_points", s.get("n_train")),
+                s.get("stopping"), run.get("seed"), run.get("evaluations"),
+                run.get("cache_hits"))])
+        return out
+
+    HEAD = ("run id", "started (UTC)", "finished (UTC)", "ended", "model", "points",
+            "stopping", "seed", "evaluations", "cache hits")
+
+    def _summary(self) -> str:
+        if not self.exists:
+            return f"No cache yet at {self.directory}."
+        return (f"Cache at {self.directory}: {_size(self.size)}, "
+                f"{_count(self.entries, 'cached value')}, {_count(len(self.runs), 'run')}.")
+
+    def __repr__(self) -> str:
+        lines = [self._summary()]
+        if self.runs:
+            rows = [list(self.HEAD), *self.rows()]
+            widths = [max(len(r[i]) for r in rows) for i in range(len(self.HEAD))]
+            lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
+                      for r in rows]
+            lines.append("Reload one with %shapley_cache load RUN_ID -o NAME.")
+        return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        import html
+
+        esc = html.escape
+        parts = [f"<p>{esc(self._summary())}</p>"]
+        if self.runs:
+            head = "".join(f"<th>{esc(h)}</th>" for h in self.HEAD)
+            parts.append(f'<table style="font-size:90%"><thead><tr>{head}</tr></thead><tbody>')
+            for row in self.rows():
+                parts.append("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>")
+            parts.append("</tbody></table><p>Reload one with "
+                         "<code>%shapley_cache load RUN_ID -o NAME</code>.</p>")
+        return "".join(parts)
+
+
+def _count(n: int, what: str) -> str:
+    return f"{n:,} {what}{'' if n == 1 else 's'}"
+
+
+def _size(n: float) -> str:
+    for unit in ("bytes", "KB", "MB"):
+        if n < 1024:
+            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GB"
+
+
+def _when(iso: Any) -> str:
+    """``2026-01-02T03:04:05+00:00`` as ``2026-01-02 03:04:05``; ``-`` when unknown."""
+    return str(iso).replace("T", " ").split("+")[0] if iso else "-"
+
+
+def load(ip: Any) -> ShapleyMagics:
+    """Register the magics with a shell, once; returns the (new or existing) instance."""
+    for c in ip.configurables:
+        if isinstance(c, ShapleyMagics):
+            return c
+    magics = ShapleyMagics(shell=ip)
+    ip.register_magics(magics)
+    return magics
+
+
+def unload(ip: Any) -> None:
+    """Remove the magics, their registry entry and their ``%config`` entry from a shell."""
+    mine = [c for c in ip.configurables if isinstance(c, ShapleyMagics)]
+    for m in mine:
+        ip.configurables.remove(m)
+    manager = ip.magics_manager
+    for kind in ("line", "cell"):
+        table = manager.magics[kind]
+        for name in [n for n, f in table.items() if getattr(f, "__self__", None) in mine]:
+            del table[name]
+    for key in [k for k, v in dict.items(manager.registry) if v in mine]:
+        dict.pop(manager.registry, key)

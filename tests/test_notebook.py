@@ -1,0 +1,89 @@
+"""The demo notebook, executed headless as `make demo` does, with the tiny CI settings."""
+
+from __future__ import annotations
+
+import base64
+import re
+
+import jsonschema
+import nbformat
+import pytest
+
+from dvl_jupyter import demo
+from dvl_jupyter.display import MIME_TYPE, load_schema
+
+pytestmark = pytest.mark.slow
+
+CHECK = """
+assert len(result) == len(train) == 10, (len(result), len(train))
+assert list(result.sort(key="index").indices) == list(train.indices)
+print("values:", len(result), result.meta["ended"])
+"""
+
+
+@pytest.fixture(scope="module")
+def executed(tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo")
+    nb = nbformat.read(demo.NOTEBOOK, as_version=4)
+    nb.cells.append(nbformat.v4.new_code_cell(CHECK))
+    demo.execute(nb, out, timeout=600, ci=True)
+    return nb, out
+
+
+def tagged(nb, tag):
+    (cell,) = [c for c in nb.cells if tag in c.metadata.get("tags", [])]
+    return cell
+
+
+def test_runs_without_errors(executed):
+    nb, _ = executed
+    errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs
+              if o.output_type == "error"]
+    assert errors == []
+    assert "values: 10 done" in nb.cells[-1].outputs[0].text
+
+
+def test_shapley_cell_displays_the_result(executed):
+    nb, _ = executed
+    cell = tagged(nb, "shapley")
+    (bundle,) = [o.data for o in cell.outputs if MIME_TYPE in o.get("data", {})]
+    payload = bundle[MIME_TYPE]
+    jsonschema.validate(payload, load_schema())
+    assert len(payload["indices"]) == payload["summary"]["n"] == 10
+    assert len(payload["images"]) == 10 and all(payload["images"])  # digits are images
+    assert base64.b64decode(bundle["image/png"]).startswith(b"\x89PNG")
+    assert "<table" in bundle["text/html"] and "<script" not in bundle["text/html"]
+
+
+def test_progress_widgets_finished(executed):
+    nb, _ = executed
+    cell = tagged(nb, "shapley")
+    assert any("application/vnd.jupyter.widget-view+json" in o.get("data", {})
+               for o in cell.outputs), "no progress view in the %%shapley cell"
+    state = nb.metadata["widgets"]["application/vnd.jupyter.widget-state+json"]["state"]
+    bars = [m["state"] for m in state.values() if m["model_name"] == "FloatProgressModel"]
+    labels = [m["state"].get("value", "") for m in state.values()
+              if m["model_name"] == "LabelModel"]
+    # one view for the magic's run, one for the panel's: both ran to the end
+    assert len(bars) == 2
+    assert all(b["value"] == 1.0 and b["bar_style"] == "success" for b in bars)
+    assert sum(label.startswith("Done (") for label in labels) == 2
+
+
+def test_panel_ran_from_the_cache(executed):
+    nb, _ = executed
+    text = "".join(o.get("text", "") for o in tagged(nb, "panel_run").outputs)
+    assert "Done: values of 10 points" in text
+    match = re.search(r"(\d+) evaluations from the cache, (\d+) models fitted", text)
+    assert match, text
+    hits, fitted = (int(g) for g in match.groups())
+    assert hits > 0 and fitted < hits  # the magic's run filled the cache
+
+
+def test_figures_and_files_are_written(executed):
+    nb, out = executed
+    written = demo.extract(nb, out)
+    names = {p.name for p in written}
+    assert {"lowest_values.png", "image_grid_lowest.png", "image_grid_highest.png",
+            "shapley.png", "valuation.json"} <= names
+    assert (out / "result.npz").exists() and (out / ".dvl_cache" / "runs").is_dir()
