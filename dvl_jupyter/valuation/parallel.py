@@ -101,7 +101,20 @@ class SubsetEvaluator:
         return np.concatenate(out) if out else np.empty(0)
 
     def __call__(self, subsets: Sequence[np.ndarray]) -> np.ndarray:
-        subsets = [np.asarray(s, dtype=np.int64) for s in subsets]
+        """One value per subset; equal subsets (as sets) are computed once."""
+        unique: list[np.ndarray] = []
+        position: dict[bytes, int] = {}
+        where = []
+        for subset in subsets:
+            subset = np.asarray(subset, dtype=np.int64)
+            key = np.sort(subset).tobytes()
+            if key not in position:
+                position[key] = len(unique)
+                unique.append(subset)
+            where.append(position[key])
+        return self._values(unique)[np.asarray(where, dtype=np.int64)]
+
+    def _values(self, subsets: list[np.ndarray]) -> np.ndarray:
         values = np.full(len(subsets), np.nan)
         missing = list(range(len(subsets)))
         if self.cache is not None:

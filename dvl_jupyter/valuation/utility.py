@@ -210,7 +210,9 @@ class ModelUtility:
         if len(subset) == 0:
             return float(self.scorer.default)
         model = self._fresh_model()
-        x, y = self.training_data.data(subset)
+        # Sorted, so that the rows a model sees (and their order, which matters to an
+        # unshuffled skorch fit) depend on the set only: u(S) is a function of S.
+        x, y = self.training_data.data(np.sort(subset))
         with _seeded(subset_seed(subset, self.random_state)), _torch_threads(1):
             model.fit(x, y)
             return float(self.scorer(model))

@@ -98,7 +98,13 @@ def test_additive_game_is_recovered_exactly():
 
 
 def test_every_point_is_updated_once_per_permutation_even_when_truncated():
-    game = SaturatingGame([1, 1, 1, 1, 1, 1, 1, 1, 1, 1])
+    sizes = []
+    saturating = SaturatingGame([1, 1, 1, 1, 1, 1, 1, 1, 1, 1])
+
+    def game(s):
+        sizes.append(len(s))
+        return saturating(s)
+
     valuation = TMCShapleyValuation(
         game, truncation=FixedTruncation(0.3), is_done=MinUpdates(20), seed=2, lockstep=4
     )
@@ -106,17 +112,20 @@ def test_every_point_is_updated_once_per_permutation_even_when_truncated():
     assert len(set(result.counts.tolist())) == 1
     perms = result.meta["permutations"]
     assert result.counts[0] == perms
-    # truncated at 3 of 10 points: 3 evaluations per permutation plus the empty and full sets
-    assert valuation.stats.evaluations == 3 * perms + 2
+    # truncated at 3 of 10 points: no walk goes further (besides the full set, evaluated once)
+    assert sorted(set(sizes)) == [0, 1, 2, 3, 10]
+    assert sizes.count(10) == 1 and valuation.stats.evaluations == len(sizes)
 
 
 def test_relative_truncation_saves_evaluations_and_stays_close():
     game = SaturatingGame([5, 4, 3, 0.01, 0.01, 0.01, 0.01, 0.01, 0.01, 0.01])
     exact = exact_shapley(game, 10)
-    plain = TMCShapleyValuation(game, is_done=MinUpdates(200), seed=4)
+    # lockstep=1: one subset per round, so no two walks share (deduplicate) an evaluation
+    plain = TMCShapleyValuation(game, is_done=MinUpdates(200), seed=4, lockstep=1)
     plain.fit(points(10))
     truncated = TMCShapleyValuation(
-        game, truncation=RelativeTruncation(0.01, 0.0), is_done=MinUpdates(200), seed=4
+        game, truncation=RelativeTruncation(0.01, 0.0), is_done=MinUpdates(200), seed=4,
+        lockstep=1,
     )
     truncated.fit(points(10))
     assert truncated.stats.evaluations < 0.9 * plain.stats.evaluations
@@ -212,3 +221,17 @@ def test_keyboard_interrupt_keeps_partial_result():
     assert r.meta["ended"] == "interrupted"
     assert r.meta["permutations"] >= 1
     np.testing.assert_allclose(r.values, 1.0)  # additive with unit weights
+
+
+def test_equal_subsets_in_one_round_are_computed_once():
+    from dvl_jupyter.valuation.callbacks import RunStats
+    from dvl_jupyter.valuation.parallel import SubsetEvaluator
+    from dvl_jupyter.valuation.utility import FunctionUtility
+
+    calls = []
+    stats = RunStats()
+    with SubsetEvaluator(FunctionUtility(lambda s: calls.append(1) or float(s.sum())),
+                         stats) as evaluate:
+        values = evaluate([np.array([1, 2]), np.array([2, 1]), np.array([3]), np.array([1, 2])])
+    np.testing.assert_array_equal(values, [3, 3, 3, 3])
+    assert len(calls) == 2 and stats.evaluations == 2
