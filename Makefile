@@ -5,21 +5,58 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench clean
+.PHONY: demo test bench clean labextension chromium
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install --upgrade pip
 	# torch first, pinned: the CPU wheel on disk. A bare `torch` would pull a CUDA build.
 	$(BIN)/pip install torch==2.13.0
-	$(BIN)/pip install -e '.[dev]'
+	# The labextension is built below (target labextension), not by pip's build hook; the
+	# venv's link to it goes first, so pip never reinstalls files through it.
+	if [ -L $(LABEXT_SHARE) ]; then rm $(LABEXT_SHARE); fi
+	SKIP_JUPYTER_BUILDER=1 $(BIN)/pip install -e '.[dev]'
 	touch $(STAMP)
 
+# The JupyterLab / Notebook 7 renderer: node packages from the lockfile, then tsc and
+# jupyter-builder into dvl_jupyter/labextension (what the wheel ships). The venv gets a
+# symlink to it, as `jupyter labextension develop` would make, so a rebuild shows at once.
+LABEXT := labextension
+LABEXT_OUT := dvl_jupyter/labextension
+LABEXT_SHARE := $(VENV)/share/jupyter/labextensions/dvl-jupyter
+LABEXT_NODE := $(LABEXT)/node_modules/.installed
+LABEXT_SRC := $(wildcard $(LABEXT)/src/*.ts $(LABEXT)/style/*) $(LABEXT)/package.json \
+	$(LABEXT)/tsconfig.json $(LABEXT)/install.json
+
+$(LABEXT_NODE): $(LABEXT)/package.json $(LABEXT)/package-lock.json
+	cd $(LABEXT) && npm ci --no-audit --no-fund
+	touch $@
+
+$(LABEXT_OUT)/install.json: $(LABEXT_NODE) $(LABEXT_SRC) | $(STAMP)
+	cd $(LABEXT) && PATH="$(CURDIR)/$(BIN):$$PATH" npm run build:prod
+	touch $@
+
+labextension: $(LABEXT_OUT)/install.json
+	@if [ "$$(readlink $(LABEXT_SHARE))" != "$(CURDIR)/$(LABEXT_OUT)" ]; then \
+		rm -rf $(LABEXT_SHARE) && mkdir -p $(dir $(LABEXT_SHARE)) && \
+		ln -s $(CURDIR)/$(LABEXT_OUT) $(LABEXT_SHARE); fi
+
+# Debian's chromium for the browser tests (Playwright's own browser download does not work
+# here). CI runs as root; elsewhere install it once by hand.
+CHROMIUM := /usr/bin/chromium
+chromium:
+	@if [ ! -x $(CHROMIUM) ]; then \
+		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; fi
+
+# Executes notebooks/shapley_skorch.ipynb headless (nbclient) in a kernel working in out/:
+# the executed notebook, its figures, the result and the cache land there. Add `--ci` for the
+# tiny settings the tests use.
 demo: $(STAMP)
 	$(BIN)/python -m dvl_jupyter.demo --out out
 
-test: $(STAMP)
-	$(BIN)/python -m pytest
+# DVL_REQUIRE_BROWSER=1: the browser tests fail, rather than skip, when something is missing.
+test: $(STAMP) labextension chromium
+	DVL_REQUIRE_BROWSER=1 $(BIN)/python -m pytest
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_utility.py

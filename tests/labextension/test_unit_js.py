@@ -1,0 +1,32 @@
+"""The renderer's unit tests (vitest, in labextension/test/), run from pytest so that one
+``make test`` reports everything."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+
+import pytest
+
+from .conftest import REQUIRED, ROOT
+
+LABEXT = ROOT / "labextension"
+VITEST = LABEXT / "node_modules" / ".bin" / "vitest"
+
+
+def test_vitest_unit_tests():
+    if not VITEST.exists() or shutil.which("node") is None:
+        message = "node packages not installed: cd labextension && npm ci (make test does it)"
+        if REQUIRED:
+            pytest.fail(message)
+        pytest.skip(message)
+    env = dict(os.environ, CI="true", NO_COLOR="1", FORCE_COLOR="0")
+    run = subprocess.run(
+        [str(VITEST), "run"], cwd=LABEXT, capture_output=True, text=True, timeout=600, env=env
+    )
+    output = run.stdout + run.stderr
+    assert run.returncode == 0, output[-8000:]
+    passed = re.search(r"Tests\s+(\d+) passed", output)
+    assert passed and int(passed.group(1)) >= 30, output[-3000:]

@@ -1,0 +1,132 @@
+"""Valuations on a real Dask cluster through joblib: same results as loky, cache, worker loss.
+
+A LocalCluster on 127.0.0.1 with two worker processes of one thread each, stopped at the end.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+
+import numpy as np
+import pytest
+from joblib import parallel_config
+
+from dvl_jupyter.valuation import (
+    Dataset,
+    MinUpdates,
+    ModelUtility,
+    RelativeTruncation,
+    SupervisedScorer,
+    TMCShapleyValuation,
+)
+
+distributed = pytest.importorskip("distributed")
+
+
+class SlowGame:
+    """A saturating game that takes a little time, so a worker can die mid-run."""
+
+    def __init__(self, delay: float = 0.0) -> None:
+        self.delay = delay
+
+    def __call__(self, s: np.ndarray) -> float:
+        if self.delay:
+            time.sleep(self.delay)
+        return float(np.sqrt(np.sum(np.asarray(s, dtype=float) ** 1.5 + 1.0)))
+
+
+@pytest.fixture(scope="module")
+def client():
+    cluster = distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+        dashboard_address=None, silence_logs=40,
+    )
+    c = distributed.Client(cluster)
+    yield c
+    c.close()
+    cluster.close()
+
+
+def points(n: int) -> Dataset:
+    return Dataset(np.zeros((n, 1)), np.zeros(n))
+
+
+def run(backend: str, game, n: int = 8, updates: int = 6, seed: int = 3, **kwargs):
+    with parallel_config(backend=backend, n_jobs=2 if backend != "dask" else -1):
+        v = TMCShapleyValuation(game, truncation=RelativeTruncation(0.01, 0.3),
+                                is_done=MinUpdates(updates), seed=seed, **kwargs)
+        return v.fit(points(n))
+
+
+def test_dask_gives_the_same_result_as_loky_and_progress_moves_per_evaluation(client):
+    from dvl_jupyter.valuation import ValuationCallback
+
+    class Counter(ValuationCallback):
+        seen: list[int] = []
+
+        def on_evaluations(self, stats):
+            self.seen.append(stats.evaluations)
+
+    counter = Counter()
+    on_dask = run("dask", SlowGame(), callbacks=[counter])
+    on_loky = run("loky", SlowGame()).result
+    np.testing.assert_array_equal(on_dask.result.values, on_loky.values)
+    np.testing.assert_array_equal(on_dask.result.counts, on_loky.counts)
+    # the view hears of every evaluation as it comes back, not once per round or permutation
+    assert len(counter.seen) >= on_dask.stats.evaluations - 2
+    assert np.all(np.diff(counter.seen) <= 2)
+
+
+def test_dask_run_fills_the_driver_cache_and_a_rerun_hits_it(client, tmp_path):
+    from sklearn.datasets import make_classification
+    from sklearn.linear_model import LogisticRegression
+
+    x, y = make_classification(n_samples=40, n_features=3, n_informative=3, n_redundant=0,
+                               random_state=0)
+    train, test = Dataset.from_arrays(x, y, train_size=0.3, random_state=0,
+                                      stratify_by_target=True)
+    scorer = SupervisedScorer("accuracy", test, default=0.0, range=(0, 1))
+
+    def valuation():
+        u = ModelUtility(LogisticRegression(), scorer, catch_errors=True, cache=tmp_path / "c")
+        return TMCShapleyValuation(u, truncation=RelativeTruncation(0.05, 0.3),
+                                   is_done=MinUpdates(3), seed=1)
+
+    with parallel_config(backend="dask"), pytest.warns(UserWarning, match="fits failed"):
+        first = valuation().fit(train)
+    with parallel_config(backend="dask"):
+        second = valuation().fit(train)  # all hits: no fit, so no failed fit either
+    assert first.stats.evaluations > 0
+    assert second.stats.evaluations == 0
+    np.testing.assert_array_equal(first.result.values, second.result.values)
+
+
+def test_killing_a_worker_mid_run_still_gives_the_correct_result(client):
+    reference = run("loky", SlowGame(), n=10, updates=8).result
+    game = SlowGame(delay=0.01)
+    outcome: dict = {}
+
+    def target():
+        try:
+            outcome["v"] = run("dask", game, n=10, updates=8)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    time.sleep(1.5)  # let the run get going on both workers
+    pids = client.run(os.getpid)
+    victim = sorted(pids.values())[0]
+    assert thread.is_alive(), "the run ended before the worker could be killed"
+    os.kill(victim, signal.SIGKILL)
+    thread.join(timeout=240)
+    assert not thread.is_alive(), "the run did not finish after a worker died"
+    assert "error" not in outcome, outcome.get("error")
+    result = outcome["v"].result
+    np.testing.assert_array_equal(result.values, reference.values)
+    np.testing.assert_array_equal(result.counts, reference.counts)
+    assert outcome["v"].stats.permutations == reference.meta["permutations"]
+    assert victim not in client.run(os.getpid).values()  # the worker really died
