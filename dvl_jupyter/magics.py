@@ -128,6 +128,9 @@ class ShapleyMagics(Magics, Configurable):
 
     jobs = Int(1, help="Parallel jobs (joblib n_jobs; -1 for all cores).").tag(config=True)
     backend = Enum(BACKENDS, default_value="loky", help="joblib backend.").tag(config=True)
+    scheduler = Unicode(None, allow_none=True,
+                        help="Dask scheduler address for --backend dask (tcp://host:port); "
+                             "None: the notebook's current distributed.Client.").tag(config=True)
     cache_dir = Unicode(DEFAULT_CACHE_DIR, allow_none=True,
                         help="Cache directory; empty or None for no cache.").tag(config=True)
     seed = Int(None, allow_none=True, help="Seed of the permutations; None for a fresh one."
@@ -158,6 +161,8 @@ class ShapleyMagics(Magics, Configurable):
     @argument("-o", "--out", metavar="NAME", help="variable that receives the ValuationResult")
     @argument("-j", "--jobs", type=int, metavar="N", help="parallel jobs (default: %%config)")
     @argument("--backend", choices=BACKENDS, help="joblib backend")
+    @argument("--scheduler", metavar="ADDRESS",
+              help="dask scheduler, e.g. tcp://10.0.0.5:8786 (with --backend dask)")
     @argument("--cache", metavar="DIR", help="cache directory (default: .dvl_cache)")
     @argument("--no-cache", action="store_true", help="compute everything, store nothing")
     @argument("--seed", type=int, metavar="N", help="seed of the permutations")
@@ -231,6 +236,7 @@ class ShapleyMagics(Magics, Configurable):
             **settings,
             jobs=args.jobs if args.jobs is not None else self.jobs,
             backend=args.backend or self.backend,
+            scheduler=args.scheduler or self.scheduler,
             cache=None if args.no_cache or not cache else cache,
             seed=args.seed if args.seed is not None else self.seed,
             batched=BATCHED[args.batched or self.batched],

@@ -10,8 +10,9 @@ engine themselves. Nothing here imports IPython or ipywidgets.
 
 from __future__ import annotations
 
+import contextlib
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -64,6 +65,7 @@ class RunConfig:
     cache: str | Path | None = ".dvl_cache"
     seed: int | None = None
     batched: bool | str = "auto"
+    scheduler: str | None = None  # dask: address of a scheduler, e.g. tcp://10.0.0.5:8786
     utility: Any = None  # a ready utility replaces model/test/scoring
 
     def settings(self) -> dict[str, Any]:
@@ -75,6 +77,7 @@ class RunConfig:
             "stopping": str(self.stopping),
             "jobs": self.jobs,
             "backend": self.backend,
+            "scheduler": self.scheduler,
             "seed": self.seed,
             "batched": self.batched,
             "n_train": len(as_dataset(self.train, "train")) if self.train is not None else None,
@@ -181,15 +184,49 @@ class ValuationRunner:
                           stacklevel=3)
             return None
 
-    def run(self) -> ValuationResult:
-        """Run in the calling thread; returns the (possibly partial) result."""
+    @contextlib.contextmanager
+    def _parallel(self) -> Iterator[None]:
+        """joblib's configuration for the run; for dask, the cluster to run on.
+
+        A cluster backend uses every worker (n_jobs=-1) unless jobs says otherwise; dask needs a
+        client: the one given by ``scheduler``, opened for this run, or the notebook's current
+        ``distributed.Client``.
+        """
         from joblib import parallel_config
 
+        c = self.config
+        jobs = -1 if c.backend in ("dask", "ray") and c.jobs == 1 else c.jobs
+        if c.backend != "dask":
+            with parallel_config(backend=c.backend, n_jobs=jobs):
+                yield
+            return
+        try:
+            import distributed
+        except ImportError:
+            raise DvlValueError(
+                "backend 'dask' needs the distributed package: pip install distributed."
+            ) from None
+        if c.scheduler:
+            with distributed.Client(c.scheduler), parallel_config(backend="dask", n_jobs=jobs):
+                yield
+            return
+        try:
+            distributed.get_client()
+        except ValueError:
+            raise DvlValueError(
+                "backend 'dask' needs a cluster: start a distributed.Client in the notebook "
+                "or pass --scheduler tcp://HOST:PORT."
+            ) from None
+        with parallel_config(backend="dask", n_jobs=jobs):
+            yield
+
+    def run(self) -> ValuationResult:
+        """Run in the calling thread; returns the (possibly partial) result."""
         valuation = self.valuation or self.build()
         train = as_dataset(self.config.train, "train")
         store = self._record_start()
         try:
-            with parallel_config(backend=self.config.backend, n_jobs=self.config.jobs):
+            with self._parallel():
                 valuation.fit(train)
         except KeyboardInterrupt:
             pass  # the engine kept the partial result; an interrupt is a way to stop

@@ -130,3 +130,53 @@ def test_killing_a_worker_mid_run_still_gives_the_correct_result(client):
     np.testing.assert_array_equal(result.counts, reference.counts)
     assert outcome["v"].stats.permutations == reference.meta["permutations"]
     assert victim not in client.run(os.getpid).values()  # the worker really died
+
+
+def test_the_magic_runs_on_a_scheduler_and_matches_loky(client, tmp_path):
+    from IPython.core.interactiveshell import InteractiveShell
+    from IPython.utils.capture import capture_output
+
+    ip = InteractiveShell.instance()
+    ip.run_cell("%load_ext dvl_jupyter", store_history=False)
+    try:
+        ip.user_ns.update(
+            model=__import__("sklearn.tree", fromlist=["x"]).DecisionTreeClassifier(
+                random_state=0),
+            train=(np.random.default_rng(0).normal(size=(12, 2)), np.arange(12) % 2),
+            test=(np.random.default_rng(1).normal(size=(8, 2)), np.arange(8) % 2),
+        )
+        body = "\nmodel = model\ntrain, test = train, test\nstopping = MinUpdates(3)\n"
+        common = f"--seed 4 --no-progress --show none --cache {tmp_path / 'c'}"
+        address = client.scheduler.address
+        with capture_output() as cap:
+            ip.run_cell(f"%%shapley -o on_dask --backend dask --scheduler {address} "
+                        f"{common}{body}", store_history=False)
+            ip.run_cell(f"%%shapley -o on_loky -j 2 --no-cache {common.split(' --cache')[0]}"
+                        f"{body}", store_history=False)
+        assert "Error" not in cap.stderr, cap.stderr
+        on_dask, on_loky = ip.user_ns["on_dask"], ip.user_ns["on_loky"]
+        np.testing.assert_array_equal(on_dask.values, on_loky.values)
+        assert on_dask.meta["settings"]["scheduler"] == address
+    finally:
+        ip.run_cell("%unload_ext dvl_jupyter", store_history=False)
+
+
+def test_dask_without_a_cluster_is_a_short_error():
+    # in a fresh interpreter: this module's own cluster would otherwise be found
+    import subprocess
+    import sys
+
+    code = (
+        "import numpy as np\n"
+        "from dvl_jupyter.runner import RunConfig, ValuationRunner\n"
+        "from dvl_jupyter.valuation import Dataset, MinUpdates\n"
+        "cfg = RunConfig(utility=lambda s: 0.0, train=Dataset(np.zeros((3, 1)), np.zeros(3)),\n"
+        "                backend='dask', cache=None, stopping=MinUpdates(1))\n"
+        "try:\n"
+        "    ValuationRunner(cfg).run()\n"
+        "except ValueError as exc:\n"
+        "    print(exc)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120)
+    assert "needs a cluster" in out.stdout and "--scheduler tcp://HOST:PORT" in out.stdout
