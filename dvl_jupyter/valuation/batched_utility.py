@@ -49,7 +49,8 @@ def evaluate_batched(utility: Any, subsets: Sequence[np.ndarray]) -> EvaluationB
     """Train one model per non-empty subset at once, then score each with the utility's scorer."""
     from . import fastpath
 
-    subsets = [np.asarray(s, dtype=np.int64) for s in subsets]
+    # sorted, as in one-by-one fits: the rows a model sees depend on the set alone
+    subsets = [np.sort(np.asarray(s, dtype=np.int64)) for s in subsets]
     values = np.full(len(subsets), float(utility.scorer.default))
     todo = [i for i, s in enumerate(subsets) if len(s) > 0]
     if not todo:

@@ -193,6 +193,9 @@ class ModelUtility:
                 self.training_data.fingerprint(),
                 self.random_state,
                 self.clone_before_fit,
+                # the fast path's models equal one-by-one fits up to float rounding: close, but
+                # not the same numbers, so their values are cached apart
+                "fast" if self._fast else "one-by-one",
             )
         return self._fingerprint
 
@@ -249,6 +252,7 @@ class ModelUtility:
         path; ``True`` makes that an error naming what stops it.
         """
         self._fast, self.preferred_batch = False, 1
+        self._fingerprint = None
         if batched is False:
             return "one-by-one fits (batched=False)"
         from .batched_utility import fast_path_block_size, fast_path_reason
