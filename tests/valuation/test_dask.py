@@ -46,11 +46,6 @@ def client():
     )
     c = distributed.Client(cluster)
     yield c
-    # loky workers started while the cluster ran (the loky references below) do not survive
-    # its shutdown; retire them so later tests get a fresh executor instead of a dead one
-    from joblib.externals.loky import get_reusable_executor
-
-    get_reusable_executor().shutdown(wait=True, kill_workers=True)
     c.close()
     cluster.close()
 
