@@ -53,7 +53,20 @@ def measure(utility, subsets, n_jobs: int) -> float:
             evaluate(subsets[: 2 * n_jobs])  # start the workers outside the timing
             start = time.perf_counter()
             evaluate(subsets)
-            return len(subsets) / (time.perf_counter() - start)
+            rate = len(subsets) / (time.perf_counter() - start)
+            WORKER_RSS.append(_largest_child_rss())
+            return rate
+
+
+WORKER_RSS: list[float] = []
+
+
+def _largest_child_rss() -> float:
+    """MiB of the largest live worker process (loky keeps them alive, so rusage misses them)."""
+    import psutil
+
+    children = psutil.Process().children(recursive=True)
+    return max((c.memory_info().rss for c in children), default=0) / 2**20
 
 
 def main() -> None:
@@ -75,8 +88,7 @@ def main() -> None:
               f"{rates[n_jobs]:.2f} evaluations/s")
     print(f"n_jobs=2 / n_jobs=1: {rates[2] / rates[1]:.2f}x")
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    workers = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    print(f"peak memory: driver {own:.0f} MiB, largest worker {workers:.0f} MiB")
+    print(f"peak memory: driver {own:.0f} MiB, largest worker {max(WORKER_RSS):.0f} MiB")
     full_run = 40_000
     print(f"projected full reference run (~{full_run} fits) at n_jobs=2: "
           f"{full_run / rates[2] / 3600:.1f} h")
