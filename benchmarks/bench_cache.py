@@ -24,26 +24,18 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=2)
     args = parser.parse_args()
 
-    import torch
     from joblib import parallel_config
-    from skorch import NeuralNetClassifier
+    from reference import reference_setup
 
-    from dvl_jupyter.datasets import load_digits
-    from dvl_jupyter.models import SimpleCNN
     from dvl_jupyter.valuation import (
         MinUpdates,
         ModelUtility,
         RelativeTruncation,
-        SkorchSupervisedScorer,
         TMCShapleyValuation,
     )
 
-    train, test = load_digits(train_size=0.7, random_state=36)
+    net, scorer, train, _ = reference_setup()
     train = train[: args.n_train]
-    net = NeuralNetClassifier(SimpleCNN, criterion=torch.nn.CrossEntropyLoss, lr=0.01,
-                              max_epochs=24, batch_size=128, train_split=None,
-                              optimizer=torch.optim.Adam, verbose=False)
-    scorer = SkorchSupervisedScorer(net, test_data=test, default=0.0, range=(0, 1))
     with tempfile.TemporaryDirectory() as cache:
         times, runs = [], []
         for _ in range(2):

@@ -40,18 +40,11 @@ BURN_IN = 378  # 30% of 1,257: TMC's truncation point in the reference run
 @functools.lru_cache(maxsize=2)
 def setup(epochs: int) -> tuple[Any, Any, Any, Any, Any]:
     """Net, scorer, utility and training arrays of the reference configuration."""
-    import torch
-    from skorch import NeuralNetClassifier
+    from reference import reference_setup
 
-    from dvl_jupyter.datasets import load_digits
-    from dvl_jupyter.models import SimpleCNN
-    from dvl_jupyter.valuation import ModelUtility, SkorchSupervisedScorer
+    from dvl_jupyter.valuation import ModelUtility
 
-    train, test = load_digits(train_size=0.7, random_state=36)
-    net = NeuralNetClassifier(SimpleCNN, criterion=torch.nn.CrossEntropyLoss, lr=0.01,
-                              max_epochs=epochs, batch_size=128, train_split=None,
-                              optimizer=torch.optim.Adam, verbose=False)
-    scorer = SkorchSupervisedScorer(net, test_data=test, default=0.0, range=(0, 1))
+    net, scorer, train, _ = reference_setup(epochs)
     utility = ModelUtility(net, scorer).with_dataset(train)
     if hasattr(utility, "configure_fast_path"):
         utility.configure_fast_path(False)  # the baseline: one fit per evaluation

@@ -20,18 +20,11 @@ import numpy as np
 
 
 def build(epochs: int):
-    import torch
-    from skorch import NeuralNetClassifier
+    from reference import reference_setup
 
-    from dvl_jupyter.datasets import load_digits
-    from dvl_jupyter.models import SimpleCNN
-    from dvl_jupyter.valuation import ModelUtility, SkorchSupervisedScorer
+    from dvl_jupyter.valuation import ModelUtility
 
-    train, test = load_digits(train_size=0.7, random_state=36)
-    net = NeuralNetClassifier(SimpleCNN, criterion=torch.nn.CrossEntropyLoss, lr=0.01,
-                              max_epochs=epochs, batch_size=128, train_split=None,
-                              optimizer=torch.optim.Adam, verbose=False)
-    scorer = SkorchSupervisedScorer(net, test_data=test, default=0.0, range=(0, 1))
+    net, scorer, train, test = reference_setup(epochs)
     utility = ModelUtility(net, scorer).with_dataset(train)
     return utility, train, test
 
