@@ -30,3 +30,18 @@ def test_vitest_unit_tests():
     assert run.returncode == 0, output[-8000:]
     passed = re.search(r"Tests\s+(\d+) passed", output)
     assert passed and int(passed.group(1)) >= 30, output[-3000:]
+
+
+def test_jupyter_lists_the_extension_enabled_and_ok():
+    import sys
+    from pathlib import Path
+
+    jupyter = Path(sys.executable).with_name("jupyter")
+    run = subprocess.run([str(jupyter), "labextension", "list"], capture_output=True,
+                         text=True, timeout=120, env=dict(os.environ, NO_COLOR="1"))
+    listing = re.sub(r"\x1b\[[0-9;]*m", "", run.stdout + run.stderr)
+    line = next((x for x in listing.splitlines() if "dvl-jupyter" in x), None)
+    if line is None and not REQUIRED:
+        pytest.skip("the extension is not built here: make labextension")
+    assert line is not None, listing
+    assert "enabled" in line and "OK" in line, line
