@@ -105,19 +105,27 @@ def test_dask_run_fills_the_driver_cache_and_a_rerun_hits_it(client, tmp_path):
 
 
 def test_killing_a_worker_mid_run_still_gives_the_correct_result(client):
+    from dvl_jupyter.valuation import ValuationCallback
+
     reference = run("loky", SlowGame(), n=10, updates=8).result
-    game = SlowGame(delay=0.01)
+    game = SlowGame(delay=0.05)
     outcome: dict = {}
+    going = threading.Event()
+
+    class Started(ValuationCallback):
+        def on_evaluations(self, stats):
+            if stats.evaluations >= 12:  # both workers busy, most of the run still ahead
+                going.set()
 
     def target():
         try:
-            outcome["v"] = run("dask", game, n=10, updates=8)
+            outcome["v"] = run("dask", game, n=10, updates=8, callbacks=[Started()])
         except BaseException as exc:  # noqa: BLE001 - reported below
             outcome["error"] = exc
 
     thread = threading.Thread(target=target)
     thread.start()
-    time.sleep(1.5)  # let the run get going on both workers
+    assert going.wait(timeout=120), "the run did not get going"
     pids = client.run(os.getpid)
     victim = sorted(pids.values())[0]
     assert thread.is_alive(), "the run ended before the worker could be killed"
