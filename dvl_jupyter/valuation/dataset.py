@@ -177,11 +177,6 @@ class Dataset:
             fingerprint_array(self._indices),
         )
 
-    def is_image_data(self) -> bool:
-        """True when each ``x`` row looks like an image: H x W or C x H x W with C in 1, 3, 4."""
-        shape = tuple(self._x.shape[1:])
-        return len(shape) == 2 or (len(shape) == 3 and shape[0] in (1, 3, 4))
-
 
 def as_dataset(data: Any, name: str) -> Dataset:
     """Accept a Dataset or an ``(x, y)`` pair; anything else is a clear TypeError."""

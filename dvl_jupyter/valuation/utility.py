@@ -16,7 +16,7 @@ import copy
 import hashlib
 import sys
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -36,7 +36,6 @@ class EvaluationBatch:
     n_fits: int = 0  # models actually fitted (the empty set needs none)
     n_failed: int = 0
     first_error: str | None = None
-    notes: list[str] = field(default_factory=list)
 
 
 def subset_seed(subset: np.ndarray, random_state: int = 0) -> int:
