@@ -191,12 +191,13 @@ def train_vmap(
         (n // b if drop_last else -(-n // b)) for n, b in zip(n_sub, batch_sizes, strict=True)
     ], dtype=np.int64)
     n_slots = int(steps.max()) if k else 0
-    losses = np.zeros((k, epochs), dtype=np.float64)
-    seen = np.zeros(k, dtype=np.int64)
+    # Summed on the device and copied to the host once at the end: a copy per step would make
+    # a CUDA device wait for the host at every minibatch.
+    loss_sum = torch.zeros((k, epochs), dtype=torch.float64, device=device)
+    seen = np.zeros((k, epochs), dtype=np.int64)
     module.train()
     with _quiet():
         for e in range(epochs):
-            seen[:] = 0
             for slot in range(n_slots):
                 local = slot - (n_slots - steps)  # each model's step index in this slot
                 rows = np.flatnonzero(local >= 0)
@@ -222,11 +223,14 @@ def train_vmap(
                                         torch.as_tensor(w, device=device))
                 g = torch.cat([grads[n].reshape(k, -1) for n in names], dim=1)
                 opt.step(flat, g, rows)
-                values = values.detach().double().cpu().numpy()
-                losses[rows, e] += values[rows] * counts[rows]
-                seen[rows] += counts[rows]
-            with np.errstate(invalid="ignore", divide="ignore"):
-                losses[:, e] = np.where(seen > 0, losses[:, e] / np.maximum(seen, 1), np.nan)
+                # rows without a step in this slot add nothing (not even a NaN from padding)
+                count_t = torch.as_tensor(counts, dtype=torch.float64, device=device)
+                loss_sum[:, e] += torch.where(count_t > 0, values.detach().double() * count_t,
+                                              0.0)
+                seen[rows, e] += counts[rows]
+    losses = loss_sum.cpu().numpy()
+    with np.errstate(invalid="ignore", divide="ignore"):
+        losses = np.where(seen > 0, losses / np.maximum(seen, 1), np.nan)
     return losses.astype(np.float32)
 
 
