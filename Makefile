@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench clean labextension chromium
+.PHONY: demo test bench bench-pydvl-env clean labextension chromium
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -58,8 +58,25 @@ demo: $(STAMP)
 test: $(STAMP) labextension chromium
 	DVL_REQUIRE_BROWSER=1 $(BIN)/python -m pytest
 
-bench: $(STAMP)
+# pyDVL 0.10 pins numpy 1.x, so the comparison runs it from a venv of its own (with torch
+# 2.13.0 first, as above); bench_fastpath.py finds it at .venv-pydvl.
+PYDVL_VENV := .venv-pydvl
+PYDVL_STAMP := $(PYDVL_VENV)/.installed
+$(PYDVL_STAMP): pyproject.toml
+	$(PY) -m venv $(PYDVL_VENV)
+	$(PYDVL_VENV)/bin/pip install --upgrade pip
+	$(PYDVL_VENV)/bin/pip install torch==2.13.0
+	SKIP_JUPYTER_BUILDER=1 $(PYDVL_VENV)/bin/pip install pydvl==0.10.0 -e .
+	touch $@
+
+bench-pydvl-env: $(PYDVL_STAMP)
+
+# Benchmarks (never part of `make test`): one-by-one fits, the cache, and the fast path
+# against one-by-one skorch fits and pyDVL 0.10, measured side by side in one run each.
+bench: $(STAMP) $(PYDVL_STAMP)
 	$(BIN)/python benchmarks/bench_utility.py
+	$(BIN)/python benchmarks/bench_cache.py
+	$(BIN)/python benchmarks/bench_fastpath.py
 
 clean:
-	rm -rf $(VENV) out .dvl_cache
+	rm -rf $(VENV) $(PYDVL_VENV) out .dvl_cache

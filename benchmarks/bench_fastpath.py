@@ -35,6 +35,7 @@ import numpy as np
 REFERENCE_FITS = 40_000  # fits of the full reference run (MinUpdates(100), 1,257 points)
 MACS_PER_SAMPLE = 31_872  # SimpleCNN forward multiply-accumulates per 8x8 image
 BURN_IN = 378  # 30% of 1,257: TMC's truncation point in the reference run
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @functools.lru_cache(maxsize=2)
@@ -116,19 +117,30 @@ def run_fast(epochs: int, blocks: list[list[np.ndarray]], threads: int,
 
 
 def run_pydvl(epochs: int, subsets: list[np.ndarray]) -> tuple[float, float, float, float]:
-    """pyDVL 0.10's ModelUtility (fit + score one by one) on the same net, data and subsets."""
+    """pyDVL 0.10's ModelUtility (fit + score one by one) on the same net, data and subsets.
+
+    pyDVL 0.10's ``Dataset`` takes 2-d arrays only, so it gets the images flattened and the
+    net a SimpleCNN whose forward first reshapes them to 1x8x8 (same layers, same
+    initialisation; the reshape is a view and costs nothing next to a fit).
+    """
     import torch
     from pydvl.valuation.dataset import Dataset as PydvlDataset
     from pydvl.valuation.scorers import SupervisedScorer as PydvlScorer
     from pydvl.valuation.types import Sample
     from pydvl.valuation.utility import ModelUtility as PydvlUtility
+    from sklearn.base import clone
 
     torch.set_num_threads(1)
     net, scorer, _, x, y = setup(epochs)
     x_test, y_test = scorer.test_data.data()
-    test = PydvlDataset(np.asarray(x_test), np.asarray(y_test))
+
+    def flat(a: Any) -> np.ndarray:
+        return np.asarray(a).reshape(len(a), -1)
+
+    test = PydvlDataset(flat(x_test), np.asarray(y_test))
+    net = clone(net).set_params(module=FlatSimpleCNN)
     utility = PydvlUtility(net, PydvlScorer("accuracy", test, default=0.0, range=(0.0, 1.0)))
-    utility = utility.with_dataset(PydvlDataset(np.asarray(x), np.asarray(y)))
+    utility = utility.with_dataset(PydvlDataset(flat(x), np.asarray(y)))
     start, cpu = time.perf_counter(), time.process_time()
     scores = []
     for i, s in enumerate(subsets):
@@ -136,6 +148,53 @@ def run_pydvl(epochs: int, subsets: list[np.ndarray]) -> tuple[float, float, flo
         scores.append(utility(Sample(idx=None, subset=s)))
     return (time.perf_counter() - start, float(np.mean(scores)), peak_rss_mb(),
             time.process_time() - cpu)
+
+
+def _flat_simple_cnn() -> type:
+    from dvl_jupyter.models import SimpleCNN
+
+    class FlatSimpleCNN(SimpleCNN):
+        """SimpleCNN on flattened 8x8 images (pyDVL 0.10's Dataset is 2-d only)."""
+
+        def forward(self, x: Any) -> Any:
+            return super().forward(x.reshape(-1, 1, 8, 8))
+
+    FlatSimpleCNN.__module__ = __name__
+    return FlatSimpleCNN
+
+
+FlatSimpleCNN = _flat_simple_cnn()
+
+
+def pydvl_in_other_venv(python: str, epochs: int, subsets: list[np.ndarray]
+                        ) -> tuple[str, tuple[float, float, float, float]]:
+    """Run :func:`run_pydvl` with another interpreter (pyDVL 0.10 pins numpy 1.x, so it lives
+    in its own venv, ``make bench-pydvl-env``) on the same subsets, sequentially in this run."""
+    import json
+    import subprocess
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "subsets.npz")
+        np.savez(path, *subsets)
+        out = subprocess.run(
+            [python, os.path.abspath(__file__), "--pydvl-worker", path, "--epochs", str(epochs)],
+            capture_output=True, text=True, check=False, timeout=3600,
+        )
+    if out.returncode != 0:
+        raise RuntimeError(out.stderr.strip().splitlines()[-1] if out.stderr else "failed")
+    reply = json.loads(out.stdout.strip().splitlines()[-1])
+    return reply["version"], tuple(reply["result"])
+
+
+def pydvl_worker(path: str, epochs: int) -> None:
+    import json
+
+    import pydvl
+
+    with np.load(path) as f:
+        subsets = [f[k] for k in sorted(f.files, key=lambda k: int(k.split("_")[1]))]
+    print(json.dumps({"version": pydvl.__version__, "result": run_pydvl(epochs, subsets)}))
 
 
 def warm(epochs: int) -> float:
@@ -202,7 +261,14 @@ def main() -> None:
     parser.add_argument("--k", type=int, nargs="+", default=None,
                         help="models per fast-path call (default: 32 64; quick: 32)")
     parser.add_argument("--no-vmap", action="store_true", help="skip the torch.func backend")
+    parser.add_argument("--pydvl-python", default=os.path.join(ROOT, ".venv-pydvl", "bin",
+                                                               "python"),
+                        help="interpreter with pyDVL 0.10 installed (default: .venv-pydvl)")
+    parser.add_argument("--pydvl-worker", metavar="SUBSETS_NPZ", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.pydvl_worker:
+        pydvl_worker(args.pydvl_worker, args.epochs)
+        return
     quick = args.quick
     n_base = 10 if quick else 40  # one-by-one fits per process configuration
     n_calls = 6 if quick else 16  # fast-path calls (prefix lengths) per configuration
@@ -245,17 +311,28 @@ def main() -> None:
     base_rate = rows[-1][1] / rows[-1][2]
     base_per_cpu = rows[-1][1] / rows[-1][3]
 
-    # pyDVL 0.10, when installed: its ModelUtility on the same subsets, 1 process x 1 thread
+    # pyDVL 0.10, when installed here or in its own venv: its ModelUtility on the same
+    # subsets, 1 process x 1 thread (compare with the first line, not the 2-process baseline)
     try:
         import pydvl
+
+        version, measured = pydvl.__version__, run_pydvl(epochs, base_subsets)
     except ImportError:
-        print("  pyDVL 0.10: not installed, skipped")
+        if os.path.exists(args.pydvl_python):
+            try:
+                version, measured = pydvl_in_other_venv(args.pydvl_python, epochs, base_subsets)
+            except Exception as exc:  # noqa: BLE001 - pyDVL failing must not stop the benchmark
+                print(f"  pyDVL: its run failed ({type(exc).__name__}: {exc})")
+                measured = None
+        else:
+            print(f"  pyDVL 0.10: not installed (nor {args.pydvl_python}; "
+                  "`make bench-pydvl-env` makes it), skipped")
+            measured = None
+    if measured is not None:
+        pydvl_row = len(rows)
+        report(f"pyDVL {version} ModelUtility, 1 process x 1 thread", n_base, *measured)
     else:
-        try:
-            report(f"pyDVL {pydvl.__version__} ModelUtility, 1 process x 1 thread", n_base,
-                   *run_pydvl(epochs, base_subsets))
-        except Exception as exc:  # noqa: BLE001 - an API mismatch must not stop the benchmark
-            print(f"  pyDVL {pydvl.__version__}: runner failed ({type(exc).__name__}: {exc})")
+        pydvl_row = None
 
     # fast path
     sizes = tmc_sizes(n_calls, seed=5)
@@ -280,16 +357,24 @@ def main() -> None:
     mean_k = float(np.mean(np.arange(1, BURN_IN + 1)))
     flops_fit = 6 * MACS_PER_SAMPLE * mean_k * epochs
     g1, g2 = matmul_gflops(1), matmul_gflops(2)
-    best = max(rows[2:], key=lambda r: r[1] / r[2])
+    fast_rows = rows[2:] if pydvl_row is None else rows[pydvl_row + 1:]
+    best = max(fast_rows, key=lambda r: r[1] / r[2])
     best_rate = best[1] / best[2]
     print("\nsummary")
     print(f"  baseline (one-by-one, 2 processes x 1 thread): {base_rate:.2f} fits/s, "
           f"{base_per_cpu:.2f} fits per CPU-second")
-    for name, fits, seconds, cpu in rows[2:]:
+    if pydvl_row is not None:
+        name, fits, seconds, cpu = rows[pydvl_row]
+        ours = rows[0][1] / rows[0][3]
+        print(f"  {name}: {fits / cpu:.2f} fits per CPU-second = {fits / cpu / ours:.2f}x our "
+              f"one-by-one fits (1 process x 1 thread, same subsets)")
+    for name, fits, seconds, cpu in fast_rows:
         rate = fits / seconds
+        vs_pydvl = "" if pydvl_row is None else \
+            f" = {fits / cpu / (rows[pydvl_row][1] / rows[pydvl_row][3]):5.1f}x pyDVL"
         print(f"  {name:44s} {rate:7.2f} fits/s = {rate / base_rate:5.1f}x baseline, "
               f"{rate * flops_fit / 1e9:5.1f} GFLOP/s effective; {fits / cpu:6.1f} fits per "
-              f"CPU-second = {fits / cpu / base_per_cpu:5.1f}x")
+              f"CPU-second = {fits / cpu / base_per_cpu:5.1f}x{vs_pydvl}")
     print(f"  arithmetic ceiling: {flops_fit / 1e9:.2f} GFLOP per fit at mean size {mean_k:.1f} "
           f"(6 x {MACS_PER_SAMPLE:,} x k x {epochs}); 2048^2 matmul {g1:.0f} GFLOP/s (1 thread), "
           f"{g2:.0f} GFLOP/s (2 threads) -> {g2 * 1e9 / flops_fit:.0f} fits/s")
