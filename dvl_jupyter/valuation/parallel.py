@@ -8,8 +8,10 @@ cache, so evaluations done on remote machines are stored too.
 
 from __future__ import annotations
 
+import contextlib
 import sys
-from collections.abc import Callable, Sequence
+import warnings
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -27,6 +29,23 @@ def _evaluate_in_worker(utility: Any, subsets: list[np.ndarray]) -> EvaluationBa
     if torch is not None and torch.get_num_threads() != 1:
         torch.set_num_threads(1)
     return utility.evaluate_many(subsets)
+
+
+@contextlib.contextmanager
+def _quiet_worker_restarts() -> Iterator[None]:
+    """Silence loky's warning about a worker it replaced; nothing is lost when it does.
+
+    loky measures a worker's memory after its first task and replaces the worker once it has
+    grown by 300 MB, for example when a reused worker that ran sklearn-only tasks first
+    imports torch. The worker's pending tasks go to its replacement, so results are
+    unaffected, but joblib warns "A worker stopped while some jobs were given to the executor
+    ... memory leak", which reads like a failure. The warning comes from loky's manager
+    thread; the filter list is process-wide, so the filter set here for the run applies there.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="A worker stopped while some jobs were given",
+                                category=UserWarning)
+        yield
 
 
 class SubsetEvaluator:
@@ -55,15 +74,15 @@ class SubsetEvaluator:
     def __enter__(self) -> SubsetEvaluator:
         probe = Parallel()
         self.n_jobs = effective_n_jobs(probe.n_jobs)
+        self._stack = contextlib.ExitStack()
         if self.n_jobs > 1:
-            self._parallel = Parallel(return_as="generator")
-            self._parallel.__enter__()
+            self._stack.enter_context(_quiet_worker_restarts())
+            self._parallel = self._stack.enter_context(Parallel(return_as="generator"))
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        if self._parallel is not None:
-            self._parallel.__exit__(*exc)
-            self._parallel = None
+        self._parallel = None
+        self._stack.__exit__(*exc)
 
     def _chunks(self, subsets: list[np.ndarray]) -> list[list[np.ndarray]]:
         """One subset per task for one-by-one fits (progress per fit); K for the fast path."""
