@@ -45,6 +45,7 @@ __all__ = [
 #: How a run ended (``result.meta["ended"]``) -> (status text, progress bar style).
 _ENDINGS: dict[str, tuple[str, str]] = {
     "done": ("Done", "success"),
+    "time limit": ("Done: time limit reached", "success"),
     "stopped": ("Stopped: partial result kept", "warning"),
     "interrupted": ("Interrupted: partial result kept", "warning"),
     "error": ("Failed: the run raised an error", "danger"),
@@ -153,8 +154,8 @@ class ProgressView(ValuationCallback):
     renders, chart_renders
         How many times the counters / the chart were refreshed.
     ended
-        ``result.meta["ended"]`` once the run has finished (``"done"``, ``"stopped"``,
-        ``"interrupted"`` or ``"error"``), else None.
+        ``result.meta["ended"]`` once the run has finished (``"done"``, ``"time limit"``,
+        ``"stopped"``, ``"interrupted"`` or ``"error"``), else None.
     """
 
     def __init__(

@@ -41,6 +41,7 @@ __all__ = [
     "RankCorrelation",
     "HistoryDeviation",
     "check_stopping_criterion",
+    "time_is_up",
 ]
 
 _EXAMPLE = "MinUpdates(100) | MaxTime(600)"
@@ -481,6 +482,22 @@ class MaxTime(StoppingCriterion):
     def _reset(self) -> None:
         self._start = _now()
         self._elapsed = 0.0
+
+
+def time_is_up(criterion: StoppingCriterion) -> bool:
+    """Whether ``criterion`` would stop now on its time limit alone, whatever the result.
+
+    True for a `MaxTime` whose budget is spent, and for an ``|`` with such a branch; an ``&``
+    or a ``~`` also depends on other criteria, so time alone never decides them. The engine
+    asks this between checks, so that a time budget is kept even while no permutation is
+    finishing, without checking the result more often (which would skew `MaxChecks` and the
+    memory of `HistoryDeviation`).
+    """
+    if isinstance(criterion, MaxTime):
+        return criterion.seconds is not None and criterion.elapsed >= criterion.seconds
+    if isinstance(criterion, _Or):
+        return time_is_up(criterion.left) or time_is_up(criterion.right)
+    return False
 
 
 # ---------------------------------------------------------------------- statistical criteria

@@ -14,9 +14,11 @@ on the seed and ``lockstep``, never on worker timing, a seeded run gives the sam
 one job or many.
 
 When the stopping criterion fires, the permutations still in flight are finished (not
-refilled) and merged: work done is never thrown away. A stop request or a keyboard interrupt
-ends the run at once; the result keeps every permutation merged so far and the cache keeps
-every evaluation.
+refilled) and merged: work done is never thrown away. A time limit (``MaxTime``, alone or in
+an ``|``) is different: it is watched every round, not only when a permutation merges, and
+ends the run at once, as a stop request or a keyboard interrupt does; otherwise a budget
+could overrun by a whole permutation of fits. The result then keeps every permutation merged
+so far and the cache keeps every evaluation, so resuming computes nothing twice.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from .dataset import Dataset, as_dataset
 from .exceptions import DvlError, DvlTypeError, DvlValueError, describe_value
 from .result import Status, ValuationResult
 from .samplers import PermutationSampler, resolve_entropy
-from .stopping import StoppingCriterion, check_stopping_criterion
+from .stopping import StoppingCriterion, check_stopping_criterion, time_is_up
 from .truncation import NoTruncation, TruncationPolicy
 from .utility import as_utility
 
@@ -263,6 +265,22 @@ class TMCShapleyValuation:
             if merged_any:
                 for cb in callbacks:
                     cb.on_update(result, stats)
+            if not fired and time_is_up(is_done):
+                # The time budget is spent though nothing merged: check once more now.
+                result.status = is_done(result)
+                stats.completion = float(is_done.completion())
+                fired = True
+            if fired and time_is_up(is_done):
+                # A time limit ends the run now rather than after the permutations in flight
+                # (up to a whole permutation of fits each). Those are dropped, and so are
+                # finished ones waiting for an earlier one to merge: keeping only a prefix of
+                # the permutation sequence avoids favouring permutations that truncate early.
+                # Their utilities are in the cache, so a resumed run computes none again.
+                # Count criteria drain instead, which keeps a seeded run's result
+                # independent of timing.
+                result.meta["dropped_permutations"] = len(active) + len(finished)
+                reason = "time limit"
+                break
             if self._stop_event.is_set():
                 reason = "stopped"
                 break

@@ -363,3 +363,17 @@ def test_custom_criterion():
 
     with pytest.raises(TypeError, match="_check must return a Status; got bool True"):
         ReturnsBool()(r)
+
+
+def test_time_is_up_only_where_time_alone_decides(clock):
+    from dvl_jupyter.valuation.stopping import time_is_up
+
+    t = MaxTime(10)
+    t.reset()
+    forms = {"alone": t, "or": MinUpdates(5) | t, "nested or": MinUpdates(5) | (MaxChecks(9) | t),
+             "and": t & MinUpdates(5), "not": ~t, "none": MaxTime(None) | MinUpdates(5)}
+    assert not any(time_is_up(c) for c in forms.values())
+    clock.t += 10
+    assert {k: time_is_up(c) for k, c in forms.items()} == {
+        "alone": True, "or": True, "nested or": True, "and": False, "not": False, "none": False}
+    assert t.n_checks == 0  # asking does not check the criterion

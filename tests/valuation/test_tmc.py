@@ -235,3 +235,72 @@ def test_equal_subsets_in_one_round_are_computed_once():
         values = evaluate([np.array([1, 2]), np.array([2, 1]), np.array([3]), np.array([1, 2])])
     np.testing.assert_array_equal(values, [3, 3, 3, 3])
     assert len(calls) == 2 and stats.evaluations == 2
+
+
+# -- time limits --------------------------------------------------------------------------------
+class _Clock:
+    """A fake monotonic clock for MaxTime; each utility evaluation advances it by ``dt``."""
+
+    def __init__(self, dt: float) -> None:
+        self.t, self.dt = 1000.0, dt
+
+    def __call__(self) -> float:
+        return self.t
+
+    def game(self, s: np.ndarray) -> float:
+        self.t += self.dt
+        return float(len(s))
+
+
+@pytest.fixture
+def slow_clock(monkeypatch):
+    from dvl_jupyter.valuation import stopping
+
+    clock = _Clock(dt=0.1)
+    monkeypatch.setattr(stopping, "_now", clock)
+    return clock
+
+
+def test_time_limit_stops_a_run_in_which_no_permutation_has_finished(slow_clock):
+    """30 points, 4 permutations side by side: a permutation takes 30 rounds of 0.4 s, the
+    budget is 10 s. The run stops in the round that crosses 10 s, not after 12 s when the
+    first permutations would merge."""
+    from dvl_jupyter.valuation import MaxTime
+
+    start = slow_clock.t
+    v = TMCShapleyValuation(slow_clock.game, is_done=MaxTime(10), seed=0, lockstep=4)
+    r = v.fit(points(30)).result
+    elapsed = slow_clock.t - start
+    assert 10 <= elapsed <= 10 + 4 * 0.1 + 0.2 + 1e-9  # one round (+ the first evaluations)
+    assert r.meta["ended"] == "time limit" and r.meta["dropped_permutations"] == 4
+    assert r.meta["permutations"] == 0 and np.all(r.counts == 0)
+    assert bool(r.status)  # converged: the criterion stopped the run
+
+
+def test_time_limit_does_not_wait_for_the_permutations_in_flight(slow_clock):
+    """One permutation at a time, 6 points: 0.6 s each after 0.2 s for the empty and the full
+    set. With a 2.3 s budget, 3 permutations merge (by 2.0 s); the 4th is dropped at 2.3 s
+    instead of being finished at 2.6 s, and the count criterion alongside does not matter.
+    Every point keeps one update per merged permutation."""
+    from dvl_jupyter.valuation import MaxTime
+
+    start = slow_clock.t
+    v = TMCShapleyValuation(slow_clock.game, is_done=MinUpdates(10_000) | MaxTime(2.3), seed=0,
+                            lockstep=1)
+    r = v.fit(points(6)).result
+    assert slow_clock.t - start <= 2.3 + 0.1 + 1e-9
+    assert r.meta["ended"] == "time limit" and r.meta["dropped_permutations"] == 1
+    assert r.meta["permutations"] == 3 and np.all(r.counts == 3)
+    np.testing.assert_allclose(r.values, 1.0)  # additive game: merged permutations are whole
+
+
+def test_time_limit_inside_and_waits_for_the_other_criterion(slow_clock):
+    """``MaxTime & MinUpdates``: time alone does not stop it, so the run goes on past the
+    budget until the updates are there, and drains as count criteria do."""
+    from dvl_jupyter.valuation import MaxTime
+
+    v = TMCShapleyValuation(slow_clock.game, is_done=MaxTime(1) & MinUpdates(5), seed=0,
+                            lockstep=2)
+    r = v.fit(points(6)).result
+    assert r.meta["ended"] == "done" and "dropped_permutations" not in r.meta
+    assert r.meta["permutations"] >= 5 and np.all(r.counts == r.meta["permutations"])
