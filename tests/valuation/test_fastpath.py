@@ -35,16 +35,6 @@ def one_thread():
     torch.set_num_threads(before)
 
 
-@pytest.fixture(scope="module")
-def digits():
-    from sklearn.datasets import load_digits
-
-    b = load_digits()
-    x = (b.data[:400] / 16).astype(np.float32).reshape(-1, 1, 8, 8)
-    y = b.target[:400].astype(np.int64)
-    return x[:300], y[:300], x[300:], y[300:]
-
-
 def make_net(module=SimpleCNN, **kw):
     params = dict(criterion=nn.CrossEntropyLoss, lr=0.01, max_epochs=3, batch_size=16,
                   train_split=None, optimizer=torch.optim.Adam, verbose=False)

@@ -17,7 +17,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from sklearn.base import clone
 from torch import nn
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(),
@@ -28,6 +27,8 @@ from skorch import NeuralNetClassifier  # noqa: E402
 
 from dvl_jupyter.models import SimpleCNN  # noqa: E402
 from dvl_jupyter.valuation import fastpath  # noqa: E402
+
+from .test_fastpath import max_diff, skorch_fit  # noqa: E402
 
 ATOL, RTOL = 1e-4, 1e-3
 
@@ -41,32 +42,11 @@ def no_tf32():
     torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = before
 
 
-@pytest.fixture(scope="module")
-def digits():
-    from sklearn.datasets import load_digits
-
-    b = load_digits()
-    x = (b.data[:400] / 16).astype(np.float32).reshape(-1, 1, 8, 8)
-    y = b.target[:400].astype(np.int64)
-    return x[:300], y[:300], x[300:], y[300:]
-
-
 def cuda_net(**kw):
     params = dict(criterion=nn.CrossEntropyLoss, lr=0.01, max_epochs=3, batch_size=16,
                   train_split=None, optimizer=torch.optim.Adam, verbose=False, device="cuda")
     params.update(kw)
     return NeuralNetClassifier(SimpleCNN, **params)
-
-
-def skorch_fit(net, x, y, subset, seed):
-    torch.manual_seed(seed)
-    model = clone(net)
-    model.fit(x[subset], y[subset])
-    return model
-
-
-def max_diff(a: dict, b: dict) -> float:
-    return max(float((a[k].detach().cpu() - b[k].detach().cpu()).abs().max()) for k in a)
 
 
 CONFIGS = {
