@@ -4,7 +4,7 @@
  * and the highlight of the active mark. It only draws; the renderer decides when.
  */
 import { h, s } from './dom';
-import { slotLabel } from './format';
+import { slotLabel, slotRange } from './format';
 import { CHART_HEIGHT, IGeometry, MARGIN, xOf, yOf } from './geometry';
 import { IViewState } from './state';
 import {
@@ -85,7 +85,7 @@ export class ErrorBarChart {
     this.status.textContent =
       n === 0
         ? 'no points to show'
-        : `${unit} ${slotLabel(state, first)}–${slotLabel(state, last - 1)} ` +
+        : `${slotRange(state, first, last, unit)} ` +
           `(${formatCount(last - first)} of ${formatCount(n)} shown)` +
           (grouped
             ? ` · ${this._marks.length} groups of ${

@@ -28,6 +28,47 @@ export function slotLabel(state: IViewState, slot: number): string {
   return r === null ? '' : formatCount(r);
 }
 
+/**
+ * The slots [first, last) as text: the labels of the first and last slot that have one
+ * (joined by `sep`, after `unit` if given), and how many slots have none. Points without a
+ * value have no rank (they sort last), so "ranks 1–5 and 1 missing value", or
+ * "5 missing values" when no slot in the range has a rank. In training order every slot is
+ * labelled by its place.
+ */
+export function slotRange(
+  state: IViewState,
+  first: number,
+  last: number,
+  unit = '',
+  sep = '–'
+): string {
+  const d = state.data;
+  const ranked = (slot: number) =>
+    !d || state.sort === 'original' || d.ascRanks[state.shown[slot]] !== null;
+  let lo = first;
+  while (lo < last && !ranked(lo)) {
+    lo++;
+  }
+  let hi = last - 1;
+  while (hi >= lo && !ranked(hi)) {
+    hi--;
+  }
+  let missing = 0;
+  for (let slot = first; slot < last; slot++) {
+    if (!ranked(slot)) {
+      missing++;
+    }
+  }
+  const parts: string[] = [];
+  if (lo <= hi) {
+    parts.push(`${unit ? `${unit} ` : ''}${slotLabel(state, lo)}${sep}${slotLabel(state, hi)}`);
+  }
+  if (missing) {
+    parts.push(`${formatCount(missing)} missing value${missing === 1 ? '' : 's'}`);
+  }
+  return parts.join(' and ');
+}
+
 /** "3 of 20 (highest first)": the rank of a point, as the current sort counts it. */
 export function rankText(state: IViewState, pos: number): string | null {
   const d = state.data!;

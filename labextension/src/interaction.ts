@@ -161,11 +161,11 @@ export class ChartInteraction {
       }
       case '+':
       case '=':
-        this._host.zoom(ZOOM_STEP);
+        zoomState(state, ZOOM_STEP); // drawn below, at once, like every key
         break;
       case '-':
       case '_':
-        this._host.zoom(1 / ZOOM_STEP);
+        zoomState(state, 1 / ZOOM_STEP);
         break;
       case 'Escape':
         next = null;

@@ -216,8 +216,15 @@ export class ValuationRenderer extends Widget implements IRenderMime.IRenderer {
     return geometry(this._width);
   }
 
-  /** Draw the chart and its active mark, if the chart is showing. */
+  /**
+   * Draw the chart and its active mark, if the chart is showing. A redraw scheduled for the
+   * next frame would draw the same state again, so it is cancelled.
+   */
   private _draw(): void {
+    if (this._frame) {
+      cancelAnimationFrame(this._frame);
+      this._frame = 0;
+    }
     const state = this._state;
     if (!state.data || state.view !== 'chart') {
       return;

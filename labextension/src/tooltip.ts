@@ -3,7 +3,7 @@
  * beside the mark inside the widget, and its screen-reader twin, a polite live region.
  */
 import { h } from './dom';
-import { rankText, slotLabel, valueWithInterval } from './format';
+import { rankText, slotRange, valueWithInterval } from './format';
 import { IViewState } from './state';
 import { describeMark, describePoint, formatCount, IMark } from './valuation';
 
@@ -31,10 +31,8 @@ export function describeActive(state: IViewState, m: IMark): IActiveDescription 
     };
   }
   const rows = describeMark(m, level);
-  rows[0][1] = `${formatCount(m.last - m.first)} (${slotLabel(state, m.first)} to ${slotLabel(
-    state,
-    m.last - 1
-  )})`;
+  const slots = slotRange(state, m.first, m.last, '', ' to ');
+  rows[0][1] = `${formatCount(m.last - m.first)} (${slots})`;
   return {
     title: 'group of points',
     rows,

@@ -335,7 +335,8 @@ export function clampWindow(w: IWindow, n: number): IWindow {
 export function zoomWindow(w: IWindow, n: number, factor: number, anchor = 0.5): IWindow {
   const a = Math.min(Math.max(anchor, 0), 1);
   const focus = w.start + a * w.span;
-  const span = w.span * factor;
+  // The span as clamped (at least MIN_SPAN, at most n), so the focus stays put at the limits.
+  const span = clampWindow({ start: 0, span: w.span * factor }, n).span;
   return clampWindow({ start: focus - a * span, span }, n);
 }
 

@@ -214,6 +214,13 @@ describe('zoom and pan window', () => {
     expect(clampWindow({ start: 0, span: 1 }, 3)).toEqual({ start: 0, span: 3 });
   });
 
+  it('keeps the anchor in place when the span is at its limit', () => {
+    const w = { start: 40, span: MIN_SPAN };
+    expect(zoomWindow(w, 100, 0.5, 0.5)).toEqual(w);
+    expect(zoomWindow(w, 100, 0.5, 1)).toEqual(w);
+    expect(zoomWindow({ start: 30, span: 60 }, 100, 2, 0.5)).toEqual({ start: 0, span: 100 });
+  });
+
   it('pans within [0, n]', () => {
     const w = { start: 10, span: 20 };
     expect(panWindow(w, 100, 5)).toEqual({ start: 15, span: 20 });

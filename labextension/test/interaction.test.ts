@@ -1,0 +1,516 @@
+// @vitest-environment jsdom
+/**
+ * The chart's interaction and the toolbar's controls, through the DOM a user sees: keys,
+ * wheel and pointer on the chart, the zoom and pan buttons, the level, sort, subset and k
+ * controls, and the paging of the image grid and the table.
+ *
+ * The 20-point fixture, highest value first: slots 0..9 hold indices 28, 26, ..., 10 (values
+ * 1.9 down to 0.1), slots 10..19 indices 11, 13, ..., 29 (values -0.2 down to -2.0).
+ * One zoom step halves the span: from the full 20 slots to 10 around the centre, ranks 6–15.
+ */
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+
+import { ErrorBarChart } from '../src/chart';
+import { Z_TABLE } from '../src/valuation';
+
+import { fixture } from './fixture';
+import {
+  $,
+  choose,
+  click,
+  key,
+  manualFrames,
+  PLOT_W,
+  plotX,
+  pointer,
+  pointIndices,
+  range,
+  render,
+  status,
+  unmountAll,
+  wheel
+} from './render';
+
+let frames: ReturnType<typeof manualFrames>;
+
+beforeEach(() => {
+  frames = manualFrames();
+});
+
+afterEach(() => {
+  unmountAll();
+  vi.restoreAllMocks();
+  vi.unstubAllGlobals();
+});
+
+/** The tooltip's title, or null while it is hidden. */
+function tooltipTitle(r: ReturnType<typeof render>): string | null {
+  const t = $(r, '.dvl-tooltip');
+  return t.hidden ? null : $(r, '.dvl-tooltip-title').textContent;
+}
+
+/** A payload of `n` points whose last `missing` (in payload order) have no value. */
+function withMissing(n: number, missing: number) {
+  const data = fixture(n);
+  for (let i = n - missing; i < n; i++) {
+    data.values[i] = null;
+  }
+  return data;
+}
+
+describe('keyboard', () => {
+  it('steps through the points with the arrow keys, Home and End', () => {
+    const r = render(fixture(20));
+    expect(tooltipTitle(r)).toBeNull();
+    key(r, 'ArrowRight');
+    expect(tooltipTitle(r)).toBe('digit-28');
+    expect($(r, '.dvl-tip-rank').textContent).toBe('1 of 20 (highest first)');
+    expect($(r, '.dvl-live').textContent).toMatch(/^index 28, value 1\.9 ± /);
+    expect(r.node.querySelectorAll('.dvl-ring')).toHaveLength(1);
+    key(r, 'ArrowRight');
+    expect(tooltipTitle(r)).toBe('digit-26');
+    key(r, 'ArrowRight', { shiftKey: true }); // ten at a time: slot 11
+    expect(tooltipTitle(r)).toBe('digit-13');
+    key(r, 'ArrowLeft');
+    expect(tooltipTitle(r)).toBe('digit-11');
+    key(r, 'ArrowLeft', { shiftKey: true }); // slot 0
+    expect(tooltipTitle(r)).toBe('digit-28');
+    key(r, 'ArrowRight', { shiftKey: true });
+    key(r, 'ArrowRight', { shiftKey: true }); // slot 19: no further than the last
+    expect(tooltipTitle(r)).toBe('digit-29');
+    key(r, 'End');
+    expect(tooltipTitle(r)).toBe('digit-29');
+    expect($(r, '.dvl-tip-rank').textContent).toBe('20 of 20 (highest first)');
+    key(r, 'ArrowRight'); // stays on the last point
+    expect(tooltipTitle(r)).toBe('digit-29');
+    key(r, 'Home');
+    expect(tooltipTitle(r)).toBe('digit-28');
+    key(r, 'ArrowLeft'); // stays on the first point
+    expect(tooltipTitle(r)).toBe('digit-28');
+    key(r, 'Escape');
+    expect(tooltipTitle(r)).toBeNull();
+    expect(r.node.querySelectorAll('.dvl-ring')).toHaveLength(0);
+  });
+
+  it('starts from the right end with ArrowLeft', () => {
+    const r = render(fixture(20));
+    key(r, 'ArrowLeft');
+    expect(tooltipTitle(r)).toBe('digit-29');
+  });
+
+  it('zooms in with + or = and out with - or _, drawing only the visible points', () => {
+    const r = render(fixture(20));
+    expect(status(r)).toBe('ranks 1–20 (20 of 20 shown) · bars: 95% intervals');
+    const e = key(r, '+');
+    expect(e.defaultPrevented).toBe(true);
+    expect(status(r)).toBe('ranks 6–15 (10 of 20 shown) · bars: 95% intervals');
+    expect(pointIndices(r)).toEqual([18, 16, 14, 12, 10, 11, 13, 15, 17, 19]);
+    key(r, '-');
+    expect(range(r)).toBe('ranks 1–20');
+    expect(pointIndices(r)).toHaveLength(20);
+    key(r, '=');
+    expect(range(r)).toBe('ranks 6–15');
+    key(r, '_');
+    expect(range(r)).toBe('ranks 1–20');
+    key(r, '-'); // no further out than all points
+    expect(range(r)).toBe('ranks 1–20');
+  });
+
+  it('zooms in no further than five slots', () => {
+    const r = render(fixture(20));
+    key(r, '+');
+    key(r, '+');
+    expect(status(r)).toMatch(/^ranks 8–13 \(6 of 20 shown\)/); // 5 slots from 7.5
+    key(r, '+'); // the same five slots: the window stays where it is
+    expect(range(r)).toBe('ranks 8–13');
+    key(r, '+');
+    expect(range(r)).toBe('ranks 8–13');
+  });
+
+  it('zooms around the active point', () => {
+    const r = render(fixture(20));
+    key(r, 'End');
+    key(r, '+'); // about slot 19.5, then just enough to show all of slot 19
+    expect(range(r)).toBe('ranks 11–20');
+    expect(tooltipTitle(r)).toBe('digit-29');
+    key(r, 'Home');
+    expect(range(r)).toBe('ranks 1–10'); // Home brings the first point into view
+    expect(tooltipTitle(r)).toBe('digit-28');
+    key(r, '-');
+    key(r, 'ArrowRight');
+    key(r, 'ArrowRight');
+    key(r, 'ArrowRight'); // slot 3, 3.5 slots from the left of 20
+    key(r, '+'); // 1.75 slots from the left of 10
+    expect(range(r)).toBe('ranks 2–12');
+    expect(tooltipTitle(r)).toBe('digit-22');
+  });
+
+  it('pans a whole window with Page Down and Page Up, taking the active point along', () => {
+    const r = render(fixture(20));
+    key(r, '+');
+    key(r, 'ArrowRight'); // the first visible point: slot 5
+    expect(tooltipTitle(r)).toBe('digit-18');
+    key(r, 'PageDown');
+    expect(range(r)).toBe('ranks 11–20');
+    expect(tooltipTitle(r)).toBe('digit-21'); // slot 15
+    key(r, 'PageDown'); // the window is at the end already; the point goes to the last
+    expect(range(r)).toBe('ranks 11–20');
+    expect(tooltipTitle(r)).toBe('digit-29');
+    key(r, 'PageUp');
+    expect(range(r)).toBe('ranks 1–10');
+    expect(tooltipTitle(r)).toBe('digit-10'); // slot 9
+  });
+
+  it('moves the window to keep the active point in view', () => {
+    const r = render(fixture(20));
+    key(r, '+');
+    key(r, 'PageUp');
+    key(r, 'Home');
+    expect(range(r)).toBe('ranks 1–10');
+    key(r, 'ArrowRight', { shiftKey: true }); // slot 10, just right of the window
+    expect(range(r)).toBe('ranks 2–11');
+    expect(tooltipTitle(r)).toBe('digit-11');
+    key(r, 'End');
+    expect(range(r)).toBe('ranks 11–20');
+  });
+
+  it('leaves keys with modifiers, and other keys, to the browser', () => {
+    const r = render(fixture(20));
+    for (const init of [{ ctrlKey: true }, { metaKey: true }, { altKey: true }]) {
+      const e = key(r, '+', init);
+      expect(e.defaultPrevented).toBe(false);
+    }
+    expect(key(r, 'a').defaultPrevented).toBe(false);
+    expect(key(r, 'ArrowDown').defaultPrevented).toBe(false);
+    expect(range(r)).toBe('ranks 1–20');
+    expect(tooltipTitle(r)).toBeNull();
+  });
+});
+
+describe('mouse wheel', () => {
+  it('zooms with ctrl or cmd, keeping the point under the pointer in place', () => {
+    const r = render(fixture(20));
+    // deltaY -1000 zooms in by e (the most one event may), to about 7.4 slots.
+    const e = wheel(r, 0, { deltaY: -1000, ctrlKey: true });
+    expect(e.defaultPrevented).toBe(true);
+    frames.flush();
+    expect(status(r)).toMatch(/^ranks 1–8 \(8 of 20 shown\)/);
+    wheel(r, 0, { deltaY: 500, ctrlKey: true });
+    frames.flush();
+    expect(range(r)).toBe('ranks 1–20');
+    wheel(r, 1, { deltaY: -500, metaKey: true });
+    frames.flush();
+    expect(range(r)).toBe('ranks 13–20');
+    wheel(r, 1, { deltaY: 500, metaKey: true });
+    wheel(r, 0.5, { deltaY: -500, ctrlKey: true });
+    frames.flush();
+    expect(range(r)).toBe('ranks 7–14');
+    expect(pointIndices(r)).toHaveLength(8);
+  });
+
+  it('zooms less for a small step', () => {
+    const r = render(fixture(20));
+    wheel(r, 0, { deltaY: -100, ctrlKey: true }); // by e^0.2: 16.4 slots
+    frames.flush();
+    expect(range(r)).toBe('ranks 1–17');
+  });
+
+  it('pans with shift or a horizontal wheel', () => {
+    const r = render(fixture(20));
+    key(r, '+');
+    const e = wheel(r, 0.5, { deltaY: PLOT_W / 2, shiftKey: true }); // half the plot: 5 slots
+    expect(e.defaultPrevented).toBe(true);
+    frames.flush();
+    expect(range(r)).toBe('ranks 11–20');
+    wheel(r, 0.5, { deltaX: -PLOT_W, deltaY: 3 });
+    frames.flush();
+    expect(range(r)).toBe('ranks 1–10');
+  });
+
+  it('leaves a plain vertical wheel, and any wheel outside the plot, to scroll the page', () => {
+    const r = render(fixture(20));
+    key(r, '+');
+    expect(wheel(r, 0.5, { deltaY: 200 }).defaultPrevented).toBe(false);
+    expect(wheel(r, -0.05, { deltaY: -500, ctrlKey: true }).defaultPrevented).toBe(false);
+    expect(wheel(r, 1.05, { deltaY: 200, shiftKey: true }).defaultPrevented).toBe(false);
+    frames.flush();
+    expect(range(r)).toBe('ranks 6–15');
+  });
+});
+
+describe('pointer', () => {
+  it('shows the point under the pointer, and hides it when the pointer leaves', () => {
+    const r = render(fixture(20));
+    pointer(r, 'pointermove', plotX(3.5 / 20));
+    expect(tooltipTitle(r)).toBe('digit-22');
+    pointer(r, 'pointermove', plotX(12.5 / 20));
+    expect(tooltipTitle(r)).toBe('digit-15');
+    pointer(r, 'pointerleave', 0);
+    expect(tooltipTitle(r)).toBeNull();
+  });
+
+  it('pans by dragging when zoomed in', () => {
+    const r = render(fixture(20));
+    const svg = $(r, 'svg.dvl-svg');
+    key(r, '+');
+    pointer(r, 'pointerdown', plotX(0.5));
+    expect(svg.classList.contains('dvl-dragging')).toBe(true);
+    pointer(r, 'pointermove', plotX(0)); // half the plot to the left: 5 slots later
+    frames.flush();
+    expect(range(r)).toBe('ranks 11–20');
+    expect(tooltipTitle(r)).toBeNull(); // dragging, not hovering
+    pointer(r, 'pointermove', plotX(1)); // half the plot right of the start: 5 slots earlier
+    frames.flush();
+    expect(range(r)).toBe('ranks 1–10');
+    pointer(r, 'pointerup', plotX(1));
+    expect(svg.classList.contains('dvl-dragging')).toBe(false);
+    pointer(r, 'pointermove', plotX(0.05)); // a hover again: no pan
+    frames.flush();
+    expect(range(r)).toBe('ranks 1–10');
+    expect(tooltipTitle(r)).toBe('digit-28');
+  });
+
+  it('does not drag when everything is visible, or with another button', () => {
+    const r = render(fixture(20));
+    const svg = $(r, 'svg.dvl-svg');
+    pointer(r, 'pointerdown', plotX(0.5));
+    expect(svg.classList.contains('dvl-dragging')).toBe(false);
+    key(r, '+');
+    pointer(r, 'pointerdown', plotX(0.5), 2);
+    expect(svg.classList.contains('dvl-dragging')).toBe(false);
+    pointer(r, 'pointermove', plotX(0));
+    frames.flush();
+    expect(range(r)).toBe('ranks 6–15');
+  });
+
+  it('ends a drag on pointercancel', () => {
+    const r = render(fixture(20));
+    const svg = $(r, 'svg.dvl-svg');
+    key(r, '+');
+    pointer(r, 'pointerdown', plotX(0.5));
+    pointer(r, 'pointercancel', plotX(0.5));
+    expect(svg.classList.contains('dvl-dragging')).toBe(false);
+    pointer(r, 'pointermove', plotX(0));
+    frames.flush();
+    expect(range(r)).toBe('ranks 6–15');
+  });
+});
+
+describe('toolbar zoom and pan buttons', () => {
+  it('zoom in and out on the next frame', () => {
+    const r = render(fixture(20));
+    click(r, 'Zoom in (+)');
+    expect(range(r)).toBe('ranks 1–20'); // drawn on the next frame
+    frames.flush();
+    expect(range(r)).toBe('ranks 6–15');
+    expect(pointIndices(r)).toHaveLength(10);
+    click(r, 'Zoom in (+)');
+    frames.flush();
+    expect(range(r)).toBe('ranks 8–13');
+    click(r, 'Zoom out (-)');
+    click(r, 'Zoom out (-)');
+    frames.flush();
+    expect(range(r)).toBe('ranks 1–20');
+    expect(pointIndices(r)).toHaveLength(20);
+  });
+
+  it('pan by half a window, and show all points', () => {
+    const r = render(fixture(20));
+    click(r, 'Zoom in (+)');
+    click(r, 'Pan right (Page Down)');
+    frames.flush();
+    expect(range(r)).toBe('ranks 11–20');
+    click(r, 'Pan left (Page Up)');
+    frames.flush();
+    expect(range(r)).toBe('ranks 6–15');
+    click(r, 'Pan left (Page Up)');
+    frames.flush();
+    expect(range(r)).toBe('ranks 1–10');
+    click(r, 'Show all points');
+    expect(range(r)).toBe('ranks 1–20');
+    expect(pointIndices(r)).toHaveLength(20);
+  });
+
+  it('show with the chart only', () => {
+    const r = render(fixture(20));
+    const zoom = $(r, '.dvl-zoom');
+    expect(zoom.hidden).toBe(false);
+    click(r, 'Show the image grid');
+    expect(zoom.hidden).toBe(true);
+    click(r, 'Show the table of values');
+    expect(zoom.hidden).toBe(true);
+    click(r, 'Show the chart of values');
+    expect(zoom.hidden).toBe(false);
+  });
+});
+
+describe('level, sort, subset and k', () => {
+  it('widen the bars with the level, keeping the zoom', () => {
+    const r = render(fixture(20));
+    key(r, '+');
+    const first = () => Number($(r, '.dvl-errorbar').getAttribute('data-halfwidth'));
+    expect(first()).toBeCloseTo(Z_TABLE[95] * 0.15, 9); // slot 5: index 18, stderr 0.15
+    choose(r, 'select.dvl-level', '99');
+    expect(first()).toBeCloseTo(Z_TABLE[99] * 0.15, 9);
+    expect(status(r)).toBe('ranks 6–15 (10 of 20 shown) · bars: 99% intervals');
+    choose(r, 'select.dvl-level', '90');
+    expect(first()).toBeCloseTo(Z_TABLE[90] * 0.15, 9);
+    expect(status(r)).toMatch(/90% intervals$/);
+  });
+
+  it('sort the points, and reset the zoom', () => {
+    const r = render(fixture(20));
+    const title = () => r.node.querySelectorAll('.dvl-axis-title')[0].textContent;
+    key(r, '+');
+    choose(r, 'select.dvl-sort', 'ascending');
+    expect(range(r)).toBe('ranks 1–20');
+    expect(pointIndices(r).slice(0, 3)).toEqual([29, 27, 25]);
+    expect(pointIndices(r).slice(-2)).toEqual([26, 28]);
+    expect(title()).toBe('rank (lowest value first)');
+    key(r, 'ArrowRight');
+    expect($(r, '.dvl-tip-rank').textContent).toBe('1 of 20 (lowest first)');
+    choose(r, 'select.dvl-sort', 'original');
+    expect(status(r)).toMatch(/^points 1–20 \(20 of 20 shown\)/);
+    expect(pointIndices(r)).toEqual(Array.from({ length: 20 }, (_, i) => 10 + i));
+    expect(title()).toBe('listed points in training order');
+    expect(tooltipTitle(r)).toBeNull(); // the active point goes with the old order
+    choose(r, 'select.dvl-sort', 'descending');
+    expect(pointIndices(r).slice(0, 3)).toEqual([28, 26, 24]);
+    expect(title()).toBe('rank (highest value first)');
+  });
+
+  it('show the top or bottom k, with k from its field', () => {
+    const r = render(fixture(20));
+    const k = $<HTMLInputElement>(r, 'input.dvl-k');
+    const setK = (v: string) => {
+      k.value = v;
+      k.dispatchEvent(new Event('change'));
+    };
+    expect(k.disabled).toBe(true);
+    choose(r, 'select.dvl-subset', 'top');
+    expect(k.disabled).toBe(false);
+    expect(pointIndices(r)).toEqual([28, 26, 24, 22, 20, 18, 16, 14, 12, 10]);
+    expect(range(r)).toBe('ranks 1–10');
+    setK('3');
+    expect(pointIndices(r)).toEqual([28, 26, 24]);
+    expect(status(r)).toMatch(/^ranks 1–3 \(3 of 3 shown\)/);
+    choose(r, 'select.dvl-subset', 'bottom');
+    expect(pointIndices(r)).toEqual([25, 27, 29]);
+    expect(range(r)).toBe('ranks 18–20');
+    setK('0'); // not a k: the field goes back to the last one
+    expect(k.value).toBe('3');
+    expect(pointIndices(r)).toEqual([25, 27, 29]);
+    setK('2.7');
+    expect(pointIndices(r)).toEqual([27, 29]);
+    choose(r, 'select.dvl-subset', 'all');
+    expect(k.disabled).toBe(true);
+    expect(pointIndices(r)).toHaveLength(20);
+  });
+});
+
+describe('paging', () => {
+  it('shows the image grid 60 cells at a time', () => {
+    const r = render(fixture(130));
+    click(r, 'Show the image grid');
+    const grid = $(r, '.dvl-gridview');
+    const cells = () => grid.querySelectorAll('.dvl-cell');
+    const more = () => grid.querySelector<HTMLButtonElement>('button.dvl-button');
+    expect(cells()).toHaveLength(60);
+    expect(cells()[0].getAttribute('data-index')).toBe('138'); // the highest value first
+    expect(more()!.textContent).toBe('Show 60 more');
+    more()!.click();
+    expect(cells()).toHaveLength(120);
+    expect(more()!.textContent).toBe('Show 10 more');
+    more()!.click();
+    expect(cells()).toHaveLength(130);
+    expect(cells()[129].getAttribute('data-index')).toBe('139'); // the lowest last
+    expect(more()).toBeNull();
+    choose(r, 'select.dvl-level', '99'); // the same points: the pages stay
+    expect(cells()).toHaveLength(130);
+    choose(r, 'select.dvl-sort', 'ascending'); // other points first: back to one page
+    expect(cells()).toHaveLength(60);
+    expect(cells()[0].getAttribute('data-index')).toBe('139');
+  });
+
+  it('shows the table 100 rows at a time', () => {
+    const r = render(fixture(250));
+    click(r, 'Show the table of values');
+    const table = $(r, '.dvl-tableview');
+    const rows = () => table.querySelectorAll('tbody tr');
+    const more = () => table.querySelector<HTMLButtonElement>('button.dvl-button');
+    expect(rows()).toHaveLength(100);
+    expect(more()!.textContent).toBe('Show 100 more rows');
+    more()!.click();
+    expect(rows()).toHaveLength(200);
+    expect(rows()[199].querySelector('td')!.textContent).toBe('200'); // the rank column
+    expect(more()!.textContent).toBe('Show 50 more rows');
+    more()!.click();
+    expect(rows()).toHaveLength(250);
+    expect(more()).toBeNull();
+    choose(r, 'select.dvl-subset', 'top'); // k = 10
+    expect(rows()).toHaveLength(10);
+    expect(more()).toBeNull();
+    choose(r, 'select.dvl-subset', 'all');
+    expect(rows()).toHaveLength(100);
+  });
+});
+
+describe('missing values', () => {
+  it('keep the status range to the ranked points', () => {
+    const r = render(withMissing(6, 1));
+    expect(status(r)).toBe(
+      'ranks 1–5 and 1 missing value (6 of 6 shown) · bars: 95% intervals'
+    );
+    choose(r, 'select.dvl-sort', 'ascending'); // missing values still go last
+    expect(range(r)).toBe('ranks 1–5 and 1 missing value');
+    choose(r, 'select.dvl-sort', 'original'); // positions, which every point has
+    expect(range(r)).toBe('points 1–6');
+  });
+
+  it('are counted when the window shows nothing else', () => {
+    const r = render(withMissing(12, 6));
+    expect(range(r)).toBe('ranks 1–6 and 6 missing values');
+    key(r, '+');
+    key(r, '+');
+    key(r, 'End');
+    expect(status(r)).toMatch(/^5 missing values \(5 of 12 shown\)/);
+    key(r, 'Home');
+    expect(range(r)).toBe('ranks 1–5');
+  });
+
+  it('are named in the tooltip of a group of points', () => {
+    const r = render(withMissing(1000, 8)); // groups of 5 slots; slots 992..999 missing
+    expect(status(r)).toMatch(/^ranks 1–992 and 8 missing values \(1,000 of 1,000 shown\)/);
+    pointer(r, 'pointermove', plotX(992.5 / 1000)); // the group of slots 990..994
+    expect(tooltipTitle(r)).toBe('group of points');
+    expect($(r, '.dvl-tip-points').textContent).toBe('5 (991 to 992 and 3 missing values)');
+    pointer(r, 'pointermove', plotX(980.5 / 1000));
+    expect($(r, '.dvl-tip-points').textContent).toBe('5 (981 to 985)');
+  });
+});
+
+describe('drawing', () => {
+  it('draws the chart once for a zoom key, at once', () => {
+    const r = render(fixture(20));
+    const draw = vi.spyOn(ErrorBarChart.prototype, 'draw');
+    for (const k of ['+', '-', '=', '_']) {
+      draw.mockClear();
+      key(r, k);
+      expect(draw).toHaveBeenCalledTimes(1); // at once, not a frame later
+      expect(frames.requested()).toBe(0); // nor asks for a frame
+      frames.flush();
+      expect(draw).toHaveBeenCalledTimes(1);
+    }
+    expect(range(r)).toBe('ranks 1–20');
+  });
+
+  it('draws the chart once for a key pressed while a frame is pending', () => {
+    const r = render(fixture(20));
+    const draw = vi.spyOn(ErrorBarChart.prototype, 'draw');
+    click(r, 'Zoom in (+)');
+    key(r, 'PageDown'); // draws now, with the zoom: the frame has nothing left to do
+    expect(range(r)).toBe('ranks 11–20');
+    frames.flush();
+    expect(draw).toHaveBeenCalledTimes(1);
+  });
+});
