@@ -81,7 +81,7 @@ export class ErrorBarChart {
     this._drawAxes(plotW, plotH, first, last);
     this._drawMarks(plotW, plotH);
     const grouped = this._marks.length && this._marks[0].pos < 0;
-    const unit = state.sort === 'original' ? 'points' : 'ranks';
+    const unit = state.sort === 'original' ? 'point' : 'rank';
     this.status.textContent =
       n === 0
         ? 'no points to show'
@@ -127,6 +127,8 @@ export class ErrorBarChart {
         y2: MARGIN.top + plotH
       })
     );
+    // A point or group without any value has no place on the value axis: the middle of the
+    // plot stands in for it (for the tooltip), and there is no ring.
     let cy = MARGIN.top + plotH / 2;
     if (m.pos >= 0) {
       const p = state.data!.points[m.pos];
@@ -134,7 +136,7 @@ export class ErrorBarChart {
         cy = yOf(state.domain, p.value, plotH);
         this._hoverGroup.appendChild(s('circle', { class: 'dvl-ring', cx, cy, r: 6 }));
       }
-    } else {
+    } else if (m.n > 0) {
       cy = yOf(state.domain, m.mean, plotH);
     }
     return { cx, cy };

@@ -5,6 +5,7 @@
 import { IViewState } from './state';
 import {
   ConfidenceLevel,
+  countOf,
   displayRank,
   formatCount,
   formatValue,
@@ -18,22 +19,28 @@ export function rankSort(sort: SortOrder): 'ascending' | 'descending' {
   return sort === 'ascending' ? 'ascending' : 'descending';
 }
 
-/** The x-axis label of a slot: the rank of its point, or its place in training order. */
+/** The label of a slot whose point has no value, so no rank (the status: "1 missing value"). */
+const MISSING_LABEL = 'missing';
+
+/**
+ * The x-axis label of a slot: the rank of its point, or its place in training order;
+ * MISSING_LABEL for a point without a value when ranks are shown.
+ */
 export function slotLabel(state: IViewState, slot: number): string {
   const d = state.data;
   if (!d || state.sort === 'original' || slot < 0 || slot >= state.shown.length) {
     return formatCount(slot + 1);
   }
   const r = displayRank(d, state.shown[slot], state.sort);
-  return r === null ? '' : formatCount(r);
+  return r === null ? MISSING_LABEL : formatCount(r);
 }
 
 /**
  * The slots [first, last) as text: the labels of the first and last slot that have one
- * (joined by `sep`, after `unit` if given), and how many slots have none. Points without a
- * value have no rank (they sort last), so "ranks 1–5 and 1 missing value", or
- * "5 missing values" when no slot in the range has a rank. In training order every slot is
- * labelled by its place.
+ * (joined by `sep`, after `unit` if given: a singular noun, made plural for a range), and how
+ * many slots have none. Points without a value have no rank (they sort last), so
+ * "ranks 1–5 and 1 missing value", "rank 6 and 4 missing values" when one slot has a rank,
+ * or "5 missing values" when none has. In training order every slot is labelled by its place.
  */
 export function slotRange(
   state: IViewState,
@@ -61,10 +68,13 @@ export function slotRange(
   }
   const parts: string[] = [];
   if (lo <= hi) {
-    parts.push(`${unit ? `${unit} ` : ''}${slotLabel(state, lo)}${sep}${slotLabel(state, hi)}`);
+    const prefix = unit ? `${unit}${lo < hi ? 's' : ''} ` : '';
+    const labels =
+      lo < hi ? `${slotLabel(state, lo)}${sep}${slotLabel(state, hi)}` : slotLabel(state, lo);
+    parts.push(prefix + labels);
   }
   if (missing) {
-    parts.push(`${formatCount(missing)} missing value${missing === 1 ? '' : 's'}`);
+    parts.push(countOf(missing, 'missing value'));
   }
   return parts.join(' and ');
 }

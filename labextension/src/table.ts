@@ -5,7 +5,7 @@
 import { button, h } from './dom';
 import { rankSort } from './format';
 import { IViewState } from './state';
-import { displayRank, formatCount, formatValue, halfWidth } from './valuation';
+import { countOf, displayRank, formatCount, formatValue, halfWidth } from './valuation';
 
 /** Rows shown at first, and added by each "Show more rows". */
 const TABLE_PAGE = 100;
@@ -78,7 +78,7 @@ export class ValueTable {
     if (count < state.shown.length) {
       wrap.appendChild(
         button(
-          `Show ${Math.min(TABLE_PAGE, state.shown.length - count)} more rows`,
+          `Show ${countOf(Math.min(TABLE_PAGE, state.shown.length - count), 'more row')}`,
           'Show more rows',
           () => {
             this._count += TABLE_PAGE;

@@ -5,7 +5,7 @@
 import { h } from './dom';
 import { rankText, slotRange, valueWithInterval } from './format';
 import { IViewState } from './state';
-import { describeMark, describePoint, formatCount, IMark } from './valuation';
+import { describeMark, describePoint, IMark } from './valuation';
 
 /** What the tooltip and the live region say about a mark. */
 export interface IActiveDescription {
@@ -30,9 +30,7 @@ export function describeActive(state: IViewState, m: IMark): IActiveDescription 
       live: `index ${p.index}, value ${valueWithInterval(p, level)}`
     };
   }
-  const rows = describeMark(m, level);
-  const slots = slotRange(state, m.first, m.last, '', ' to ');
-  rows[0][1] = `${formatCount(m.last - m.first)} (${slots})`;
+  const rows = describeMark(m, level, slotRange(state, m.first, m.last, '', ' to '));
   return {
     title: 'group of points',
     rows,

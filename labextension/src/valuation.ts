@@ -503,6 +503,11 @@ export function formatCount(v: number): string {
   return Number.isFinite(v) ? Math.round(v).toLocaleString('en-US') : 'n/a';
 }
 
+/** "1 point", "1,234 points": a count and its noun, singular for exactly one. */
+export function countOf(n: number, noun: string): string {
+  return `${formatCount(n)} ${noun}${formatCount(n) === '1' ? '' : 's'}`;
+}
+
 /** Seconds as "0.42 s", "12.3 s", "4 min 05 s" or "1 h 02 min". */
 export function formatSeconds(s: number): string {
   if (!Number.isFinite(s) || s < 0) {
@@ -552,10 +557,13 @@ export function describePoint(
   return rows;
 }
 
-/** The tooltip lines of an aggregate mark. */
-export function describeMark(m: IMark, level: ConfidenceLevel): [string, string][] {
+/**
+ * The tooltip lines of an aggregate mark; `slots` names its slots ("981 to 985", see
+ * slotRange in format.ts, which knows the ranks).
+ */
+export function describeMark(m: IMark, level: ConfidenceLevel, slots: string): [string, string][] {
   return [
-    ['points', `${formatCount(m.last - m.first)} (ranks ${m.first + 1}–${m.last})`],
+    ['points', `${formatCount(m.last - m.first)} (${slots})`],
     ['values', `${formatValue(m.min)} … ${formatValue(m.max)}`],
     ['mean', formatValue(m.mean)],
     [`${level}% band`, `${formatValue(m.lo)} … ${formatValue(m.hi)}`],
@@ -569,17 +577,17 @@ export function summaryLine(v: IValuation): string {
   const shown = v.points.length;
   parts.push(
     v.total > shown
-      ? `${formatCount(shown)} of ${formatCount(v.total)} points listed (lowest and highest)`
-      : `${formatCount(shown)} points`
+      ? `${formatCount(shown)} of ${countOf(v.total, 'point')} listed (lowest and highest)`
+      : countOf(shown, 'point')
   );
   const m = v.meta;
   const evaluations = asNumber(m.evaluations ?? m.n_evaluations);
   if (Number.isFinite(evaluations)) {
-    parts.push(`${formatCount(evaluations)} evaluations`);
+    parts.push(countOf(evaluations, 'evaluation'));
   }
   const hits = asNumber(m.cache_hits);
   if (Number.isFinite(hits)) {
-    parts.push(`${formatCount(hits)} cache hits`);
+    parts.push(countOf(hits, 'cache hit'));
   }
   const elapsed = asNumber(m.elapsed ?? m.elapsed_seconds);
   if (Number.isFinite(elapsed)) {
@@ -591,7 +599,7 @@ export function summaryLine(v: IValuation): string {
   }
   const failed = asNumber(m.failed_fits);
   if (failed > 0) {
-    parts.push(`${formatCount(failed)} failed fits`);
+    parts.push(countOf(failed, 'failed fit'));
   }
   return parts.join(' · ');
 }

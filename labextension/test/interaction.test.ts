@@ -11,7 +11,9 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 
 import { ErrorBarChart } from '../src/chart';
-import { Z_TABLE } from '../src/valuation';
+import { geometry, MARGIN } from '../src/geometry';
+import { createState, recompute } from '../src/state';
+import { parsePayload, Z_TABLE } from '../src/valuation';
 
 import { fixture } from './fixture';
 import {
@@ -47,6 +49,26 @@ afterEach(() => {
 function tooltipTitle(r: ReturnType<typeof render>): string | null {
   const t = $(r, '.dvl-tooltip');
   return t.hidden ? null : $(r, '.dvl-tooltip-title').textContent;
+}
+
+/** The labels of the rank (x-axis) ticks, left to right. */
+function rankTicks(r: ReturnType<typeof render>): (string | null)[] {
+  return [...r.node.querySelectorAll('.dvl-axes .dvl-tick[text-anchor="middle"]')].map(
+    e => e.textContent
+  );
+}
+
+/** Every attribute and inline style in the renderer that says NaN, as "tag attr=value". */
+function nanAttributes(r: ReturnType<typeof render>): string[] {
+  const found: string[] = [];
+  for (const el of [r.node, ...r.node.querySelectorAll('*')]) {
+    for (const a of el.attributes) {
+      if (a.value.includes('NaN')) {
+        found.push(`${el.tagName} ${a.name}=${a.value}`);
+      }
+    }
+  }
+  return found;
 }
 
 /** A payload of `n` points whose last `missing` (in payload order) have no value. */
@@ -453,6 +475,14 @@ describe('paging', () => {
     choose(r, 'select.dvl-subset', 'all');
     expect(rows()).toHaveLength(100);
   });
+
+  it('offers the last row of the table as one row', () => {
+    const r = render(fixture(101));
+    click(r, 'Show the table of values');
+    const more = $(r, '.dvl-tableview button.dvl-button');
+    expect(more.textContent).toBe('Show 1 more row');
+    expect(more.getAttribute('aria-label')).toBe('Show more rows');
+  });
 });
 
 describe('missing values', () => {
@@ -478,6 +508,45 @@ describe('missing values', () => {
     expect(range(r)).toBe('ranks 1–5');
   });
 
+  it('are labelled on the rank axis as missing', () => {
+    const r = render(withMissing(6, 1));
+    expect(rankTicks(r)).toEqual(['1', '2', '3', '4', '5', 'missing']);
+    choose(r, 'select.dvl-sort', 'ascending');
+    expect(rankTicks(r)).toEqual(['1', '2', '3', '4', '5', 'missing']);
+    choose(r, 'select.dvl-sort', 'original'); // positions, which every point has
+    expect(rankTicks(r)).toEqual(['1', '2', '3', '4', '5', '6']);
+  });
+
+  it('put the highlight of a group with no value in the middle of the plot', () => {
+    const r = render(withMissing(1000, 8)); // groups of 5; slots 992..999 missing
+    pointer(r, 'pointermove', plotX(997.5 / 1000)); // the group of slots 995..999
+    expect(tooltipTitle(r)).toBe('group of points');
+    expect($(r, '.dvl-tip-points').textContent).toBe('5 (5 missing values)');
+    expect(r.node.querySelectorAll('.dvl-guide')).toHaveLength(1);
+    expect(r.node.querySelectorAll('.dvl-ring')).toHaveLength(0);
+    expect($(r, '.dvl-tooltip').style.top).toMatch(/^\d+(\.\d+)?px$/);
+    expect($(r, '.dvl-tooltip').style.left).toMatch(/^\d+(\.\d+)?px$/);
+    expect(nanAttributes(r)).toEqual([]);
+  });
+
+  it('give the highlight of a group with no value the middle of the plot as its place', () => {
+    const state = createState();
+    state.data = parsePayload(withMissing(1000, 8));
+    recompute(state);
+    const chart = new ErrorBarChart('nan-test', state);
+    const geo = geometry(0);
+    chart.draw(geo);
+    const group = chart.markAt(997)!;
+    expect(group).toMatchObject({ first: 995, last: 1000, n: 0 });
+    expect(chart.highlight(group, geo)).toEqual({
+      cx: MARGIN.left + (997.5 / 1000) * geo.plotW,
+      cy: MARGIN.top + geo.plotH / 2
+    });
+    const mixed = chart.markAt(992)!; // slots 990..994: two values, three missing
+    expect(mixed.n).toBe(2);
+    expect(Number.isFinite(chart.highlight(mixed, geo).cy)).toBe(true);
+  });
+
   it('are named in the tooltip of a group of points', () => {
     const r = render(withMissing(1000, 8)); // groups of 5 slots; slots 992..999 missing
     expect(status(r)).toMatch(/^ranks 1–992 and 8 missing values \(1,000 of 1,000 shown\)/);
@@ -486,6 +555,42 @@ describe('missing values', () => {
     expect($(r, '.dvl-tip-points').textContent).toBe('5 (991 to 992 and 3 missing values)');
     pointer(r, 'pointermove', plotX(980.5 / 1000));
     expect($(r, '.dvl-tip-points').textContent).toBe('5 (981 to 985)');
+  });
+
+  it('leave a single rank in a group or window named once', () => {
+    const r = render(withMissing(1000, 9)); // slots 991..999 missing
+    pointer(r, 'pointermove', plotX(992.5 / 1000)); // slots 990..994: only 990 has a value
+    expect($(r, '.dvl-tip-points').textContent).toBe('5 (991 and 4 missing values)');
+    expect($(r, '.dvl-live').textContent).toMatch(/^5 \(991 and 4 missing values\), values /);
+    unmountAll();
+    const s = render(withMissing(12, 6)); // slots 6..11 missing
+    key(s, '+');
+    key(s, '+');
+    key(s, 'End'); // slots 7..11
+    expect(range(s)).toBe('5 missing values');
+    for (let i = 0; i < 6; i++) {
+      key(s, 'ArrowLeft'); // to slot 5: the window moves to slots 5..9
+    }
+    expect(tooltipTitle(s)).toBe('digit-15');
+    expect(range(s)).toBe('rank 6 and 4 missing values');
+  });
+});
+
+describe('a single point', () => {
+  it('is one rank, or one point in training order', () => {
+    const r = render(fixture(1));
+    expect(status(r)).toBe('rank 1 (1 of 1 shown) · bars: 95% intervals');
+    expect($(r, '.dvl-summary').textContent).toMatch(/^1 point · /);
+    key(r, 'ArrowRight');
+    expect($(r, '.dvl-tip-rank').textContent).toBe('1 of 1 (highest first)');
+    choose(r, 'select.dvl-sort', 'original');
+    expect(status(r)).toBe('point 1 (1 of 1 shown) · bars: 95% intervals');
+  });
+
+  it('with a missing value has no rank', () => {
+    const r = render(withMissing(1, 1));
+    expect(status(r)).toBe('1 missing value (1 of 1 shown) · bars: 95% intervals');
+    expect(rankTicks(r)).toEqual([]);
   });
 });
 

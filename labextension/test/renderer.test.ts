@@ -1,23 +1,15 @@
 // @vitest-environment jsdom
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 
-import extension, { rendererFactory, ValuationRenderer } from '../src/index';
+import extension from '../src/index';
 import { MIME_TYPE } from '../src/valuation';
 
 import { fixture } from './fixture';
+import { render, unmountAll } from './render';
 
-function render(data: unknown): ValuationRenderer {
-  const r = rendererFactory.createRenderer({
-    mimeType: MIME_TYPE,
-    sanitizer: { sanitize: (s: string) => s },
-    resolver: null,
-    linkHandler: null,
-    latexTypesetter: null
-  } as any) as ValuationRenderer;
-  document.body.appendChild(r.node);
-  void r.renderModel({ data: { [MIME_TYPE]: data }, metadata: {}, trusted: false } as any);
-  return r;
-}
+afterEach(() => {
+  unmountAll();
+});
 
 describe('the extension', () => {
   it('is a safe mime extension ranked ahead of text/html', () => {
@@ -34,7 +26,6 @@ describe('ValuationRenderer', () => {
     expect(r.node.querySelectorAll('.dvl-point')).toHaveLength(20);
     expect(r.node.querySelectorAll('.dvl-errorbar')).toHaveLength(20);
     expect(r.node.querySelector('.dvl-summary')!.textContent).toContain('20 points');
-    r.dispose();
   });
 
   it('widens the error bars when the confidence level goes up', () => {
@@ -46,7 +37,6 @@ describe('ValuationRenderer', () => {
     const after = r.node.querySelector('.dvl-errorbar')!.getAttribute('d');
     expect(after).not.toBe(before);
     expect(r.node.querySelector('.dvl-status')!.textContent).toContain('99% intervals');
-    r.dispose();
   });
 
   it('shows the top k only', () => {
@@ -55,7 +45,6 @@ describe('ValuationRenderer', () => {
     subset.value = 'top';
     subset.dispatchEvent(new Event('change'));
     expect(r.node.querySelectorAll('.dvl-point')).toHaveLength(10);
-    r.dispose();
   });
 
   it('renders a crafted label as text, never as markup', () => {
@@ -76,7 +65,6 @@ describe('ValuationRenderer', () => {
     expect(imgs.every(i => i.getAttribute('src')!.startsWith('data:image/png;base64,'))).toBe(
       true
     );
-    r.dispose();
   });
 
   it('reports an unreadable payload as text', () => {
@@ -84,7 +72,6 @@ describe('ValuationRenderer', () => {
     const err = r.node.querySelector('.dvl-error')!;
     expect(err.textContent).toMatch(/Cannot show this valuation result: "values" must be a list/);
     expect(r.node.querySelectorAll('b')).toHaveLength(0);
-    r.dispose();
   });
 
   it('groups 10,000 points into a bounded number of marks', () => {
@@ -96,7 +83,6 @@ describe('ValuationRenderer', () => {
     const groups = Number(r.node.querySelector('.dvl-band')!.getAttribute('data-groups'));
     expect(groups).toBeGreaterThan(0);
     expect(groups).toBeLessThanOrEqual(250);
-    r.dispose();
   });
 });
 
@@ -107,7 +93,6 @@ describe('views', () => {
     expect(table.hasAttribute('hidden')).toBe(false);
     expect(table.querySelectorAll('tbody tr')).toHaveLength(4);
     expect(r.node.querySelector('.dvl-chart')!.hasAttribute('hidden')).toBe(true);
-    r.dispose();
   });
 
   it('marks the omitted middle of a large result', () => {
@@ -118,6 +103,5 @@ describe('views', () => {
     };
     const r = render(data);
     expect(r.node.querySelector('.dvl-gap-label')!.textContent).toBe('96 not listed');
-    r.dispose();
   });
 });

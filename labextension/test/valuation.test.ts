@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import {
   buildMarks,
   clampWindow,
+  describeMark,
   describePoint,
   displayRank,
   formatSeconds,
@@ -26,7 +27,7 @@ import {
   zoomWindow
 } from '../src/valuation';
 
-import { fixture } from './fixture';
+import { fixture, PNG_1PX } from './fixture';
 
 describe('parsePayload', () => {
   it('reads every field of a v1 payload', () => {
@@ -78,7 +79,7 @@ describe('parsePayload', () => {
   });
 
   it('accepts images as a list, a map by index, or {indices, data}', () => {
-    const png = fixture(1).images![0] as string;
+    const png = PNG_1PX;
     const asList = parsePayload({ ...fixture(2), images: [null, png] });
     expect(asList.points.map(p => p.image !== null)).toEqual([false, true]);
     const asMap = parsePayload({ ...fixture(2), images: { '11': png } });
@@ -183,6 +184,18 @@ describe('confidence levels', () => {
     const [lo99, hi99] = valueDomain(ps, order, 99);
     expect(hi99).toBeGreaterThan(hi90);
     expect(lo99).toBeLessThanOrEqual(lo90);
+  });
+
+  it('describes a group with the slots text it is given, and its values at the level', () => {
+    const ps = points([0.2, 0.4, null, 0.1, 0.3]);
+    const [m] = buildMarks(ps, [1, 4, 0, 3, 2], 0, 5, 95, 1);
+    expect(describeMark(m, 95, '1 to 4 and 1 missing value')).toEqual([
+      ['points', '5 (1 to 4 and 1 missing value)'],
+      ['values', '0.1 … 0.4'],
+      ['mean', '0.25'],
+      ['95% band', '-0.096 … 0.596'],
+      ['', 'zoom in to see single points']
+    ]);
   });
 
   it('describes a point with value ± half-width at the level', () => {
@@ -302,6 +315,11 @@ describe('ticks and formats', () => {
       meta: { ended: 'interrupted', failed_fits: 2, run_id: 'abc', settings: {} }
     });
     expect(summaryLine(stopped)).toBe('3 points · ended: interrupted · 2 failed fits');
+    const one = parsePayload({
+      ...fixture(1),
+      meta: { evaluations: 1, cache_hits: 1, failed_fits: 1 }
+    });
+    expect(summaryLine(one)).toBe('1 point · 1 evaluation · 1 cache hit · 1 failed fit');
     expect(settingsRows(stopped)).toEqual([
       ['ended', 'interrupted'],
       ['run id', 'abc']

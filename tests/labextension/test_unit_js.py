@@ -14,17 +14,37 @@ from .conftest import REQUIRED, ROOT
 
 LABEXT = ROOT / "labextension"
 VITEST = LABEXT / "node_modules" / ".bin" / "vitest"
+TSC = LABEXT / "node_modules" / ".bin" / "tsc"
+ENV = dict(os.environ, CI="true", NO_COLOR="1", FORCE_COLOR="0")
 
 
-def test_vitest_unit_tests():
-    if not VITEST.exists() or shutil.which("node") is None:
+def _need_node_packages():
+    if not VITEST.exists() or not TSC.exists() or shutil.which("node") is None:
         message = "node packages not installed: cd labextension && npm ci (make test does it)"
         if REQUIRED:
             pytest.fail(message)
         pytest.skip(message)
-    env = dict(os.environ, CI="true", NO_COLOR="1", FORCE_COLOR="0")
+
+
+def test_typescript_type_checks_the_sources_and_the_tests():
+    """vitest strips types without checking them, and the build's tsconfig covers src/ only:
+    this is ``npm run typecheck`` (tsconfig.test.json: src/, test/ and the vitest config)."""
+    _need_node_packages()
     run = subprocess.run(
-        [str(VITEST), "run"], cwd=LABEXT, capture_output=True, text=True, timeout=600, env=env
+        [str(TSC), "-p", "tsconfig.test.json"],
+        cwd=LABEXT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=ENV,
+    )
+    assert run.returncode == 0, (run.stdout + run.stderr)[-8000:]
+
+
+def test_vitest_unit_tests():
+    _need_node_packages()
+    run = subprocess.run(
+        [str(VITEST), "run"], cwd=LABEXT, capture_output=True, text=True, timeout=600, env=ENV
     )
     output = run.stdout + run.stderr
     assert run.returncode == 0, output[-8000:]
