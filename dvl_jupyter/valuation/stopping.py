@@ -173,6 +173,16 @@ class StoppingCriterion(abc.ABC):
     def _check(self, result: ValuationResult) -> Status:
         """One check of ``result``; set ``self._converged`` and return the status."""
 
+    def updates_needed(self, result: ValuationResult) -> int | None:
+        """At most how many more updates of *every* point make this criterion stop for sure,
+        or None when that is not known (time, convergence statistics).
+
+        An engine that updates all points together (TMC: one update per point and
+        permutation) uses it to start no more work than the criterion can use. It does not
+        count as a check.
+        """
+        return None
+
     def completion(self) -> float:
         """How far the criterion is from stopping, in [0, 1], as of the last check.
 
@@ -289,6 +299,10 @@ class _And(_Composite):
     def completion(self) -> float:
         return min(self.left.completion(), self.right.completion())
 
+    def updates_needed(self, result: ValuationResult) -> int | None:
+        a, b = self.left.updates_needed(result), self.right.updates_needed(result)
+        return None if a is None or b is None else max(a, b)
+
 
 class _Or(_Composite):
     _symbol = "|"
@@ -300,6 +314,11 @@ class _Or(_Composite):
 
     def completion(self) -> float:
         return max(self.left.completion(), self.right.completion())
+
+    def updates_needed(self, result: ValuationResult) -> int | None:
+        known = [n for n in (self.left.updates_needed(result),
+                             self.right.updates_needed(result)) if n is not None]
+        return min(known) if known else None
 
 
 class _Not(StoppingCriterion):
@@ -359,6 +378,10 @@ class MinUpdates(StoppingCriterion):
     def completion(self) -> float:
         return min(1.0, self._last_min / self.n_updates)
 
+    def updates_needed(self, result: ValuationResult) -> int | None:
+        counts = result.counts
+        return max(0, self.n_updates - int(counts.min())) if counts.size else 0
+
     def _reset(self) -> None:
         self._last_min = 0
 
@@ -399,6 +422,12 @@ class MaxUpdates(StoppingCriterion):
         if self.n_updates is None:
             return 0.0
         return min(1.0, self._last_max / self.n_updates)
+
+    def updates_needed(self, result: ValuationResult) -> int | None:
+        if self.n_updates is None:
+            return None
+        counts = result.counts
+        return max(0, self.n_updates - int(counts.max())) if counts.size else 0
 
     def _reset(self) -> None:
         self._last_max = 0

@@ -13,8 +13,10 @@ in permutation order and its slot refilled with the next one. Since the schedule
 on the seed and ``lockstep``, never on worker timing, a seeded run gives the same result with
 one job or many.
 
-When the stopping criterion fires, the permutations still in flight are finished (not
-refilled) and merged: work done is never thrown away. A time limit (``MaxTime``, alone or in
+The driver starts no permutation the criterion cannot use (``updates_needed``: a count such
+as ``MinUpdates(100)`` walks exactly 100). When the stopping criterion fires, the
+permutations still in flight are finished (not refilled) and merged: work done is never
+thrown away. A time limit (``MaxTime``, alone or in
 an ``|``) is different: it is watched every round, not only when a permutation merges, and
 ends the run at once, as a stop request or a keyboard interrupt does; otherwise a budget
 could overrun by a whole permutation of fits. The result then keeps every permutation merged
@@ -237,7 +239,13 @@ class TMCShapleyValuation:
         fired = False
         reason = "done"
         while True:
-            while not fired and len(active) < lockstep:
+            # Start no permutation the criterion cannot use: MinUpdates(100) needs exactly
+            # 100, and with 64 walking side by side, draining the ones in flight when it fired
+            # used to almost double the fits of a run.
+            needed = None if fired else is_done.updates_needed(result)
+            while not fired and len(active) < lockstep and (
+                needed is None or next_index - merged < needed
+            ):
                 active.append(_Walk(next_index, sampler.permutation(next_index), u_empty))
                 next_index += 1
             if not active:

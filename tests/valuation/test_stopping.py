@@ -377,3 +377,20 @@ def test_time_is_up_only_where_time_alone_decides(clock):
     assert {k: time_is_up(c) for k, c in forms.items()} == {
         "alone": True, "or": True, "nested or": True, "and": False, "not": False, "none": False}
     assert t.n_checks == 0  # asking does not check the criterion
+
+
+def test_updates_needed_bounds_what_count_criteria_can_use():
+    r = res(counts=[3, 5, 4])
+    assert MinUpdates(10).updates_needed(r) == 7  # the least-updated point needs 7 more
+    assert MaxUpdates(10).updates_needed(r) == 5  # the busiest point reaches 10 in 5
+    assert MaxUpdates(None).updates_needed(r) is None
+    assert MaxTime(60).updates_needed(r) is None and MaxChecks(3).updates_needed(r) is None
+    assert (MinUpdates(10) | MaxTime(60)).updates_needed(r) == 7
+    assert (MinUpdates(10) | MaxUpdates(6)).updates_needed(r) == 1
+    assert (MinUpdates(10) & MaxUpdates(6)).updates_needed(r) == 7
+    assert (MinUpdates(10) & MaxTime(60)).updates_needed(r) is None
+    assert (~MinUpdates(10)).updates_needed(r) is None
+    assert MinUpdates(2).updates_needed(r) == 0
+    c = MinUpdates(10)
+    c.updates_needed(r)
+    assert c.n_checks == 0  # asking is not a check

@@ -304,3 +304,32 @@ def test_time_limit_inside_and_waits_for_the_other_criterion(slow_clock):
     r = v.fit(points(6)).result
     assert r.meta["ended"] == "done" and "dropped_permutations" not in r.meta
     assert r.meta["permutations"] >= 5 and np.all(r.counts == r.meta["permutations"])
+
+
+# -- no more permutations than the criterion can use ---------------------------------------------
+@pytest.mark.parametrize("lockstep", [1, 4, 8, 64])
+def test_min_updates_starts_exactly_the_permutations_it_needs(lockstep):
+    """MinUpdates(10) with up to 64 permutations side by side: 10 are walked, not 10 plus
+    whatever was in flight when it fired."""
+    calls = {"n": 0}
+
+    def game(s):
+        calls["n"] += 1
+        return float(len(s))
+
+    r = TMCShapleyValuation(game, is_done=MinUpdates(10), seed=0, lockstep=lockstep).fit(
+        points(6)).result
+    assert r.meta["permutations"] == 10 and np.all(r.counts == 10)
+    assert calls["n"] <= 2 + 10 * 6  # empty + full set, then at most 6 subsets a permutation
+
+
+def test_an_or_with_a_count_is_bounded_and_an_and_drains():
+    from dvl_jupyter.valuation import AbsoluteStandardError
+
+    game, n = GAMES["voting"]
+    never = AbsoluteStandardError(threshold=1e-12, fraction=1.0, burn_in=10**6)
+    either = TMCShapleyValuation(game, is_done=never | MinUpdates(5), seed=0, lockstep=8)
+    assert either.fit(points(n)).result.meta["permutations"] == 5
+    both = TMCShapleyValuation(game, is_done=MaxChecks(1) & MinUpdates(5), seed=0, lockstep=8)
+    # an & needs both; MaxChecks gives no bound, so the 8 in flight are drained
+    assert both.fit(points(n)).result.meta["permutations"] == 8
