@@ -465,8 +465,9 @@ class ShapleyPanel:
             return
         k = min(self.k.value, len(self.result))
         cols = min(k, 5)
-        fig = Figure(figsize=(1.9 * cols, 2.2 * math.ceil(k / cols) + 0.5), dpi=80,
+        fig = Figure(figsize=(1.9 * cols, 2.5 * math.ceil(k / cols) + 0.5), dpi=80,
                      layout="constrained")
+        fig.get_layout_engine().set(h_pad=0.08)  # room between a caption and the next title
         plot_image_grid(self.result, self._train, k=k, which=self.which.value, fig=fig)
         self.grid.value = figure_to_png(fig, dpi=80)
         self.grid_note.value = ""

@@ -226,7 +226,8 @@ def plot_image_grid(
     if fig is None:
         import matplotlib.pyplot as plt
 
-        fig = plt.figure(figsize=(1.9 * cols, 2.2 * rows + 0.5), layout="constrained")
+        fig = plt.figure(figsize=(1.9 * cols, 2.5 * rows + 0.5), layout="constrained")
+        fig.get_layout_engine().set(h_pad=0.08)  # room between a caption and the next title
     axes = np.atleast_1d(fig.subplots(rows, cols, squeeze=False)).ravel()
 
     if gray:
