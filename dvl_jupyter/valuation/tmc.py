@@ -274,7 +274,7 @@ class TMCShapleyValuation:
                 for cb in callbacks:
                     cb.on_update(result, stats)
             if not fired and time_is_up(is_done):
-                # The time budget is spent though nothing merged: check once more now.
+                # The time budget ran out since the last check (none comes without a merge).
                 result.status = is_done(result)
                 stats.completion = float(is_done.completion())
                 fired = True
