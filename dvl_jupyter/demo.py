@@ -76,9 +76,14 @@ def execute(notebook: Path | Any, out: Path, timeout: int = 3600, ci: bool = Fal
 
 
 def extract(nb: Any, out: Path) -> list[Path]:
-    """Write the notebook's figures and the valuation JSON under ``out``; returns the paths."""
+    """Write the notebook's figures and the valuation JSON under ``out``; returns the paths.
+
+    What an earlier run left there goes first, so ``out`` never mixes two runs' outputs.
+    """
     figures = out / "figures"
     figures.mkdir(parents=True, exist_ok=True)
+    for old in [*figures.glob("*.png"), out / "valuation.json"]:
+        old.unlink(missing_ok=True)
     written: list[Path] = []
     for number, cell in enumerate(nb.cells):
         if cell.cell_type != "code":
@@ -93,7 +98,8 @@ def extract(nb: Any, out: Path) -> list[Path]:
             written.append(path)
         for o in cell.get("outputs", []):
             payload = o.get("data", {}).get(MIME_TYPE)
-            if payload is not None and not (out / "valuation.json").exists():
+            # the first payload is the magic's run; later ones (the panel's) are the same run
+            if payload is not None and out / "valuation.json" not in written:
                 (out / "valuation.json").write_text(json.dumps(payload, indent=1))
                 written.append(out / "valuation.json")
     return written

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import re
 
 import jsonschema
@@ -82,7 +83,13 @@ def test_panel_ran_from_the_cache(executed):
 
 def test_figures_and_files_are_written(executed):
     nb, out = executed
+    # what an earlier run left is replaced, not kept
+    (out / "figures").mkdir(exist_ok=True)
+    (out / "figures" / "stale.png").write_bytes(b"old")
+    (out / "valuation.json").write_text('{"stale": true}')
     written = demo.extract(nb, out)
+    assert not (out / "figures" / "stale.png").exists()
+    assert "stale" not in json.loads((out / "valuation.json").read_text())
     names = {p.name for p in written}
     assert {"lowest_values.png", "image_grid_lowest.png", "image_grid_highest.png",
             "shapley.png", "valuation.json"} <= names
