@@ -271,16 +271,16 @@ def test_kernel_declines_what_it_does_not_implement():
             x = x.flatten(1)
             return self.out(x + self.fc(x))
 
-    class WithDropout(SimpleCNN):
+    class WithDropout2d(SimpleCNN):
         def __init__(self) -> None:
             super().__init__()
-            self.drop = nn.Dropout(0.3)
+            self.drop = nn.Dropout2d(0.3)  # channel-wise masks: not implemented
 
         def forward(self, x):
             return super().forward(self.drop(x))
 
     assert "simple chain" in fk.get_kernel(Residual(), (1, 8, 8))
-    assert "Dropout" in fk.get_kernel(WithDropout(), (1, 8, 8))
+    assert "Dropout2d (drop)" in fk.get_kernel(WithDropout2d(), (1, 8, 8))
     assert "groups" in fk.get_kernel(nn.Sequential(nn.Conv2d(2, 4, 3, groups=2), nn.Flatten()),
                                      (2, 8, 8))
 
@@ -306,6 +306,17 @@ class DropoutNet(nn.Module):
 
     def forward(self, x):
         return F.softmax(self.fc2(self.drop(F.relu(self.fc1(x.flatten(1))))), dim=1)
+
+
+class Dropout2dNet(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(1, 4, 3)
+        self.drop = nn.Dropout2d(0.3)
+        self.fc = nn.Linear(144, 10)
+
+    def forward(self, x):
+        return F.softmax(self.fc(torch.flatten(self.drop(F.relu(self.conv(x))), 1)), dim=1)
 
 
 def test_unsupported_reasons():
@@ -349,12 +360,120 @@ def test_probe_turns_torch_func_failures_into_a_reason(digits):
     assert reason is not None and "probe" in reason and "vmap" in reason
 
 
-def test_dropout_net_takes_the_vmap_backend(digits):
+def test_dropout_net_takes_the_kernel_backend(digits):
     x, y, _, _ = digits
     net = make_net(DropoutNet)
     assert fastpath.unsupported_reason(net, x[:4], y[:4]) is None
-    backend, why = fastpath.backend_for(net, x)
-    assert backend == "vmap" and "Dropout (drop)" in why
+    assert fastpath.backend_for(net, x) == ("kernel", None)
+    # what the kernel cannot take still gets the vmap backend, with the reason
+    backend, why = fastpath.backend_for(net, x.astype(np.float64))
+    assert backend == "vmap" and "float64" in why
+    backend, why = fastpath.backend_for(make_net(Dropout2dNet), x)
+    assert backend == "vmap" and "Dropout2d (drop)" in why
+
+
+@pytest.mark.parametrize("backend", ["kernel", "vmap"])
+def test_dropout_training_is_a_function_of_the_seeds(digits, backend):
+    """Dropout masks come from the models' seeds, not from torch's global RNG: the same
+    block trains the same models whatever ran before, and other seeds train other ones."""
+    x, y, _, _ = digits
+    net = make_net(DropoutNet, max_epochs=2)
+    subsets = subsets_of([30, 60], len(x), seed=2)
+    first = fastpath.fit_many(net, x, y, subsets, [5, 6], backend=backend)
+    torch.rand(1000)  # move the global RNG on
+    again = fastpath.fit_many(net, x, y, subsets, [5, 6], backend=backend)
+    other = fastpath.fit_many(net, x, y, subsets, [7, 8], backend=backend)
+    assert max(max_diff(a, b) for a, b in zip(first, again, strict=True)) == 0.0
+    assert min(max_diff(a, b) for a, b in zip(first, other, strict=True)) > 1e-4
+
+
+def _dropout_kernel_step(module, xb, yb, seeds):
+    """One SGD step (lr 1) of len(seeds) copies of ``module`` on the batch ``xb``: the
+    kernel's parameter gradients, one row per model."""
+    kernel = fk.get_kernel(module, (1, 8, 8))
+    assert isinstance(kernel, fk.Kernel), kernel
+    params = torch.cat([p.detach().reshape(-1) for p in module.parameters()]).numpy()
+    hyper = dict.fromkeys(fk.HYPER_FIELDS, 0.0)
+    hyper.update(opt=fk.OPT_SGD, lr=1.0, loss=fk.LOSS_CE, ignore_index=-100)
+    k, n = len(seeds), len(xb)
+    stepped = np.repeat(params[None], k, axis=0)
+    kernel.train(xb.reshape(n, -1), yb, [np.arange(n)] * k, [n] * k, stepped,
+                 np.array([hyper[f] for f in fk.HYPER_FIELDS]), epochs=1, batch_sizes=[n] * k,
+                 drop_last=False, per_epoch=False, seeds=seeds)
+    return params[None] - stepped
+
+
+def test_kernel_dropout_draws_a_mask_per_model_and_sample(digits):
+    """With one sample, the hidden units dropped are the zero columns of fc2's gradient:
+    each model's gradient is autograd's under that mask (scaled by 1/(1-p)), about p of the
+    live units are dropped, the masks differ between models, and a seed repeats its mask."""
+    x, y, _, _ = digits
+    torch.manual_seed(0)
+    module = DropoutNet()
+    xb, yb = x[5:6], y[5:6]
+    seeds = list(range(200))
+    grads = _dropout_kernel_step(module, xb, yb, seeds)
+    n1, n2 = 64 * 48 + 48, 48 * 10
+    live = (F.relu(module.fc1(torch.from_numpy(xb).flatten(1))) > 0).numpy()[0]
+    assert live.sum() > 10
+    dropped, masks = [], set()
+    for g in grads:
+        kept = np.abs(g[n1:n1 + n2].reshape(10, 48)).sum(axis=0) > 0
+        masks.add(kept[live].tobytes())
+        dropped.append(1.0 - kept[live].mean())
+        mask = torch.from_numpy(kept.astype(np.float32) / np.float32(0.7))
+        h = F.relu(module.fc1(torch.from_numpy(xb).flatten(1))) * mask
+        loss = F.cross_entropy(F.softmax(module.fc2(h), dim=1), torch.from_numpy(yb))
+        ref = torch.cat([t.reshape(-1) for t in torch.autograd.grad(loss, module.parameters())])
+        np.testing.assert_allclose(g, ref.numpy(), atol=1e-6)
+    n_draws = len(seeds) * live.sum()
+    assert abs(np.mean(dropped) - 0.3) < 4 * np.sqrt(0.3 * 0.7 / n_draws)
+    assert len(masks) > 0.9 * len(seeds)
+    np.testing.assert_array_equal(_dropout_kernel_step(module, xb, yb, seeds[:3]), grads[:3])
+    # 16 copies of the sample in one minibatch (one SIMD group): every lane has its own mask,
+    # so a unit is dropped for all of them with probability 0.3**16, not 0.3
+    g16 = _dropout_kernel_step(module, np.repeat(xb, 16, axis=0), np.repeat(yb, 16), [7])[0]
+    assert (np.abs(g16[n1:n1 + n2].reshape(10, 48)).sum(axis=0)[live] > 0).all()
+
+
+def test_kernel_dropout_changes_training_and_predict_ignores_it(digits):
+    """From the same initial weights (a module instance), p=0.3 models differ by seed and
+    from the p=0 model, while p=0 models are all the same; predictions are the module's in
+    eval mode (no dropout)."""
+    x, y, x_test, _ = digits
+    torch.manual_seed(0)
+    module = DropoutNet()
+    plain = DropoutNet()
+    plain.load_state_dict(module.state_dict())
+    plain.drop.p = 0.0
+    subset = subsets_of([90], len(x), seed=1)[0]
+    fits = {}
+    for name, m in (("drop", module), ("plain", plain)):
+        net = make_net(m)
+        result = fastpath._fit(net, x, y, [subset] * 3, [1, 2, 1], backend="kernel")
+        assert result.backend == "kernel"
+        fits[name] = result.states()
+    drop, base = fits["drop"], fits["plain"]
+    assert max_diff(base[0], base[1]) == 0.0
+    assert max_diff(drop[0], drop[2]) == 0.0  # a seed repeats its masks
+    assert max_diff(drop[0], drop[1]) > 1e-3
+    assert max_diff(drop[0], base[0]) > 1e-3
+    net = make_net(DropoutNet)
+    probs = fastpath.predict_proba_many(net, drop, x_test, backend="kernel")
+    for k, state in enumerate(drop):
+        loaded = clone(net).initialize()  # skorch predicts in eval mode
+        loaded.module_.load_state_dict(state)
+        np.testing.assert_allclose(probs[k], loaded.predict_proba(x_test), atol=1e-6)
+    # the comparison can fail: in training mode the module's outputs are others
+    kernel = fk.get_kernel(loaded.module_, (1, 8, 8))
+    params = torch.cat([p.detach().reshape(-1) for p in loaded.module_.parameters()]).numpy()
+    out = kernel.predict(x_test.reshape(len(x_test), -1), params[None])[0]
+    loaded.module_.train()
+    with torch.no_grad():
+        training_out = loaded.module_(torch.from_numpy(x_test)).numpy()
+        eval_out = loaded.module_.eval()(torch.from_numpy(x_test)).numpy()
+    np.testing.assert_allclose(out, eval_out, atol=1e-6)
+    assert np.abs(out - training_out).max() > 1e-2
 
 
 # -- outputs, scoring, side effects -----------------------------------------------------------
@@ -423,11 +542,12 @@ def test_global_rng_and_inputs(digits):
 
 # -- statistics: random subsets, independent initialisations ------------------------------------
 @pytest.mark.slow
-@pytest.mark.parametrize(("module", "backend"), [(SimpleCNN, "kernel"), (DropoutNet, "vmap")])
+@pytest.mark.parametrize(("module", "backend"), [(SimpleCNN, "kernel"), (DropoutNet, "vmap"),
+                                                 (DropoutNet, "kernel")])
 def test_mean_accuracy_matches_one_by_one(digits, module, backend):
     """Over random subsets, fast-path and one-by-one test accuracy agree within 3 standard
     errors, with *independent* seeds (so this does not lean on identical initialisation, and
-    covers dropout, whose masks the vmap backend draws its own way)."""
+    covers dropout, whose masks both backends draw their own way)."""
     x, y, x_test, y_test = digits
     net = make_net(module, max_epochs=8, batch_size=32)
     rng = np.random.default_rng(21)

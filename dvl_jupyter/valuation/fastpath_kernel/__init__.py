@@ -7,8 +7,10 @@ dispatch and memory traffic cost more than the arithmetic. Measured on this mach
 torch formulation (grouped convolutions over K stacked models, channels-last) needed ~19 us per
 sample and step on one core; this kernel needs ~2.5-6 us.
 
-How: a net is a chain of layers (conv, linear, pooling, element-wise activations, flatten,
-softmax) whose shapes are known once the input shape is. We generate C for that chain with
+How: a net is a chain of layers (conv, linear, pooling, element-wise activations, dropout,
+flatten, softmax) whose shapes are known once the input shape is. Dropout draws its masks in
+training from each model's own RNG stream (``train_seeded`` takes a seed per model) and is
+the identity in ``predict``, as in eval mode. We generate C for that chain with
 every size a compile-time constant and put 16 *samples* of one model side by side in the 16
 lanes of a SIMD vector (GCC vector extensions, so the same source compiles for AVX-512, AVX2
 or NEON). Each layer is then plain scalar-looking code over vectors: a convolution is

@@ -117,8 +117,13 @@ def _compile(source: str) -> Any:
         _check_private(so)
         lib = ctypes.CDLL(so)
         i64, ptr = ctypes.c_int64, ctypes.c_void_p
-        lib.train.argtypes = [i64, ptr, ptr, ptr, ptr, ptr, i64, i64, i64, i64, ptr, ptr, ptr]
-        lib.train.restype = ctypes.c_int
+        train_args = [i64, ptr, ptr, ptr, ptr, ptr, i64, i64, i64, i64, ptr, ptr, ptr]
+        if hasattr(lib, "train_seeded"):  # nets with dropout: one RNG seed per model
+            lib.train_seeded.argtypes = [*train_args, ptr]
+            lib.train_seeded.restype = ctypes.c_int
+        else:
+            lib.train.argtypes = train_args
+            lib.train.restype = ctypes.c_int
         lib.predict.argtypes = [i64, ptr, i64, ptr, ptr]
         lib.predict.restype = ctypes.c_int
         _LOADED[key] = lib

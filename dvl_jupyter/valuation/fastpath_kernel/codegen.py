@@ -13,7 +13,7 @@ import copy
 import numpy as np
 
 from .plan import Layer, Plan
-from .templates import _DRIVER, _PRELUDE, LANES
+from .templates import _DRIVER, _DROPOUT_RNG, _PRELUDE, LANES, dropout_driver
 
 _ELEMENTWISE = ("relu", "leaky_relu", "tanh", "sigmoid", "softmax", "log_softmax")
 #: Layers whose backward pass reads their own output (so the next layer must not overwrite it).
@@ -41,7 +41,7 @@ class _CodeGen:
         for i, ly in enumerate(layers):
             prev_kind = layers[i - 1].kind if i > 0 else "input"
             inplace = ly.kind == "flatten" or (
-                ly.kind in _ELEMENTWISE and prev_kind not in _NEEDS_OUTPUT
+                ly.kind in (*_ELEMENTWISE, "dropout") and prev_kind not in _NEEDS_OUTPUT
             )
             if inplace:
                 self.bufs.append(self.bufs[-1])
@@ -70,6 +70,13 @@ class _CodeGen:
                 sizes[nb] = a["cout"] * a["gh"] * a["gw"]
                 a["pg"] = nb
                 nb += 1
+        # dropout: the mask (0 or 1/(1-p) per element and lane) drawn in training, kept for
+        # backward
+        for ly in layers:
+            if ly.kind == "dropout":
+                sizes[nb] = ly.out_size
+                ly.attrs["mb"] = nb
+                nb += 1
         self.nbuf = nb
         self.buf_sizes = [sizes[b] for b in range(nb)]
         self.gmax = max([int(np.prod(plan.in_shape))] + [ly.out_size for ly in layers])
@@ -78,7 +85,8 @@ class _CodeGen:
         self.lines.append(s)
 
     # -- forward ----------------------------------------------------------------------------
-    def fwd(self, ly: Layer, src: str, dst: str) -> None:
+    def fwd(self, ly: Layer, src: str, dst: str, train: bool = False) -> None:
+        """Forward of one layer; ``train`` only matters for dropout (identity otherwise)."""
         e, a = self.e, ly.attrs
         if ly.kind == "conv":
             ci, h, w, co = a["cin"], a["h"], a["w"], a["cout"]
@@ -150,6 +158,17 @@ class _CodeGen:
                 e(f"    float ls = logf(s); for (int i=0; i<{n}; i++)"
                   f" y[i*V+l] = x[i*V+l] - m - ls;")
             e("  } }")
+        elif ly.kind == "dropout":
+            n = ly.out_size
+            if train:
+                p = a["p"]
+                thr = min(round(p * 2.0**32), 2**32)
+                scale = 0.0 if p >= 1.0 else float(np.float32(1.0) / np.float32(1.0 - p))
+                m = f"A[{a['mb']}]"
+                e(f"drop_mask({m}, {n}, {thr}ull, {scale!r}f, rng);")
+                e(f"for (int i=0; i<{n}; i++) {dst}[i] = {src}[i] * {m}[i];")
+            elif src != dst:
+                e(f"memcpy({dst}, {src}, sizeof(vf)*{n});")
         elif ly.kind == "flatten":
             pass
         else:  # pragma: no cover - plan_module only emits the kinds above
@@ -219,6 +238,8 @@ class _CodeGen:
             e(f"  const float* go = (const float*){gout};")
             e(f"  for (int i=0; i<{n}; i++) for (int l=0; l<V; l++)"
               f" gi[i*V+l] = go[i*V+l] - expf(y[i*V+l]) * s[l]; }}")
+        elif ly.kind == "dropout":
+            e(f"for (int i=0; i<{ly.out_size}; i++) {gin}[i] = {gout}[i] * A[{a['mb']}][i];")
         elif ly.kind == "flatten":
             if gin != gout:
                 e(f"memcpy({gin}, {gout}, sizeof(vf)*{ly.out_size});")
@@ -324,11 +345,19 @@ class _CodeGen:
         e(f"#define GMAX {self.gmax}")
         e(f"static const int BUF_SIZE[NBUF] = {{{', '.join(map(str, self.buf_sizes))}}};")
         e(f"#define OUTBUF {self.bufs[-1]}")
+        dropout = any(ly.kind == "dropout" for ly in layers)
+        if dropout:
+            e(_DROPOUT_RNG)
         body_start = len(self.lines)
         e("static void forward(const float* restrict p, vf** A) {")
         for i, ly in enumerate(layers):
             self.fwd(ly, f"A[{self.bufs[i]}]", f"A[{self.bufs[i + 1]}]")
         e("}")
+        if dropout:  # training forward: the same layers, dropout drawing its masks
+            e("static void forward_train(const float* restrict p, vf** A, uint64_t* rng) {")
+            for i, ly in enumerate(layers):
+                self.fwd(ly, f"A[{self.bufs[i]}]", f"A[{self.bufs[i + 1]}]", train=True)
+            e("}")
         e("static void backward(const float* restrict p, vf** A, vf* restrict G,"
           " vf* g0, vf* g1) {")
         e("  (void)g1;")
@@ -337,14 +366,14 @@ class _CodeGen:
             ly = layers[i]
             src, dst = f"A[{self.bufs[i]}]", f"A[{self.bufs[i + 1]}]"
             need = i > 0
-            if ly.kind in (*_ELEMENTWISE, "flatten"):
+            if ly.kind in (*_ELEMENTWISE, "dropout", "flatten"):
                 self.bwd(ly, src, dst, cur, cur, need)
             else:
                 self.bwd(ly, src, dst, cur, other, need)
                 cur, other = other, cur
         e("}")
         self.lines[body_start:body_start] = self.tables
-        e(_DRIVER)
+        e(dropout_driver() if dropout else _DRIVER)
         return "\n".join(self.lines) + "\n"
 
 

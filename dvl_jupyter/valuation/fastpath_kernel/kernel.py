@@ -8,6 +8,7 @@ Models are independent, so ``Kernel`` spreads them over threads (ctypes releases
 from __future__ import annotations
 
 import ctypes
+import hashlib
 import warnings
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -33,6 +34,8 @@ class Kernel:
     def __init__(self, plan: Plan) -> None:
         self.plan = plan
         self.lib = _compile(generate_source(plan))
+        #: whether training draws dropout masks (then each model needs an RNG seed)
+        self.has_dropout = any(ly.kind == "dropout" for ly in plan.layers)
 
     def train(
         self,
@@ -48,6 +51,7 @@ class Kernel:
         drop_last: bool,
         per_epoch: bool,
         n_threads: int = 1,
+        seeds: Sequence[int] | None = None,
     ) -> np.ndarray:
         """Train ``len(orders)`` models in place in ``params`` (K x P float32).
 
@@ -56,6 +60,9 @@ class Kernel:
         minibatches are consecutive runs of ``batch_sizes[k]`` rows of that order. Models are
         handed to ``n_threads`` threads one at a time, largest first, so the threads finish
         together. Returns the per-epoch training loss (K x epochs).
+
+        With dropout, model k draws its masks from its own RNG stream seeded by ``seeds[k]``
+        (any int, taken modulo 2**64); without ``seeds``, by a hash of its initial parameters.
         """
         k = len(orders)
         losses = np.zeros((k, epochs), dtype=np.float32)
@@ -66,15 +73,25 @@ class Kernel:
         zero = np.zeros(1, dtype=np.int64)
         row_bytes = params.strides[0]
         base = params.ctypes.data
+        if seeds is None:
+            seeds = [int.from_bytes(hashlib.blake2b(np.ascontiguousarray(params[i]).tobytes(),
+                                                    digest_size=8).digest(), "little")
+                     for i in range(k)]
+        elif len(seeds) != k:
+            raise ValueError(f"got {len(seeds)} seeds for {k} models")
+        seed_arr = np.array([int(s) % 2**64 for s in seeds], dtype=np.uint64)
 
         def one(i: int) -> int:
             n = np.array([n_sub[i]], dtype=np.int64)
-            return self.lib.train(
+            args = (
                 1, _ptr(xs), _ptr(ys), _ptr(ords[i]), _ptr(zero), _ptr(n), epochs,
                 int(batch_sizes[i]),
                 int(drop_last), int(per_epoch), ctypes.c_void_p(base + i * row_bytes),
                 _ptr(hy), _ptr(losses[i]),
             )
+            if self.has_dropout:
+                return self.lib.train_seeded(*args, _ptr(seed_arr[i:i + 1]))
+            return self.lib.train(*args)
 
         order_idx = sorted(range(k), key=lambda i: -int(n_sub[i]))
         if n_threads <= 1 or k <= 1:

@@ -1,9 +1,10 @@
 """Tracing: an ``nn.Module`` to the chain of layers the kernel implements.
 
 ``plan_module`` traces the module with ``torch.fx`` and accepts only a simple chain of the
-supported layers (conv, linear, pooling, element-wise activations, flatten, softmax), with
-every shape known from the input shape. Anything else raises ``_Unsupported`` with a short
-reason naming the layer or call that stops it; that reason is what the user is shown.
+supported layers (conv, linear, pooling, element-wise activations, ``nn.Dropout``, flatten,
+softmax), with every shape known from the input shape. Anything else raises ``_Unsupported``
+with a short reason naming the layer or call that stops it; that reason is what the user is
+shown.
 """
 
 from __future__ import annotations
@@ -163,6 +164,8 @@ def _module_layer(name: str, m: nn.Module, shape: tuple[int, ...]) -> Layer | No
         return _softmax_layer(name, "log_softmax", m.dim, shape)
     if t is nn.Identity or (t in (nn.Dropout, nn.Dropout2d) and m.p == 0):
         return None
+    if t is nn.Dropout:  # element-wise inverted dropout in training, identity in eval
+        return Layer("dropout", name, shape, shape, dict(p=float(m.p)))
     raise _Unsupported(f"module layer {t.__name__} ({name}) is not implemented by the CPU kernel")
 
 

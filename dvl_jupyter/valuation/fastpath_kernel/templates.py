@@ -7,6 +7,11 @@ then the size macros and the layer code, then the driver, which uses those macro
 ``forward``/``backward``. The enums of the driver mirror ``OPT_*``, ``LOSS_*`` and
 ``HYPER_FIELDS`` below: change them together. Any change to this text changes the generated
 source, hence the compiled-kernel cache key.
+
+Nets with ``nn.Dropout`` also get ``_DROPOUT_RNG`` (a per-model splitmix64 stream and the mask
+draw) and a driver edited by :func:`dropout_driver`: training calls ``forward_train`` (which
+draws masks) instead of ``forward``, and the entry point is ``train_seeded``, which takes one
+64-bit seed per model. Nets without dropout get exactly the text above, byte for byte.
 """
 
 from __future__ import annotations
@@ -248,3 +253,54 @@ int predict(int64_t nm, const float* X, int64_t n, const float* params, float* o
     return 0;
 }
 """
+
+#: C helpers of nets with dropout: emitted after the size macros, before the layer code.
+_DROPOUT_RNG = r"""
+static inline uint64_t splitmix64(uint64_t* s) {
+    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+/* A model's RNG state from its seed: mixed, so nearby seeds give unrelated streams. */
+static uint64_t seed_state(uint64_t seed) {
+    uint64_t s = seed ^ 0x6A09E667F3BCC909ull;
+    return splitmix64(&s);
+}
+/* Inverted-dropout mask of n vectors: each lane is 0 with probability thr / 2^32, else scale.
+   Every element of every lane, layer and step takes fresh 32 bits of the model's stream. */
+static void drop_mask(vf* m, int n, uint64_t thr, float scale, uint64_t* s) {
+    for (int i = 0; i < n; i++) {
+        float* mf = (float*)&m[i];
+        for (int l = 0; l < V; l += 2) {
+            uint64_t r = splitmix64(s);
+            mf[l] = (r & 0xFFFFFFFFull) >= thr ? scale : 0.0f;
+            mf[l + 1] = (r >> 32) >= thr ? scale : 0.0f;
+        }
+    }
+}
+"""
+
+#: (old, new) edits that turn ``_DRIVER`` into the driver of a net with dropout.
+_DROPOUT_EDITS = (
+    ("const int64_t* Y, const int64_t* rows, int64_t cnt) {",
+     "const int64_t* Y, const int64_t* rows, int64_t cnt, uint64_t* rng) {"),
+    ("        forward(p, wk->A);\n        loss += loss_grad",
+     "        forward_train(p, wk->A, rng);\n        loss += loss_grad"),
+    ("int train(int64_t nm,", "int train_seeded(int64_t nm,"),
+    ("          float* epoch_loss) {", "          float* epoch_loss, const uint64_t* seeds) {"),
+    ("        const int64_t n = n_sub[mi];\n",
+     "        const int64_t n = n_sub[mi];\n        uint64_t rng = seed_state(seeds[mi]);\n"),
+    ("batch_grad(&wk, h, p, X, Y, ord + s * bs, cnt);",
+     "batch_grad(&wk, h, p, X, Y, ord + s * bs, cnt, &rng);"),
+)
+
+
+def dropout_driver() -> str:
+    """``_DRIVER`` for a net with dropout (see the module docstring)."""
+    text = _DRIVER
+    for old, new in _DROPOUT_EDITS:
+        if text.count(old) != 1:  # pragma: no cover - guards edits of _DRIVER
+            raise AssertionError(f"driver edit does not apply: {old!r}")
+        text = text.replace(old, new)
+    return text
