@@ -31,7 +31,15 @@ export function slotLabel(state: IViewState, slot: number): string {
   if (!d || state.sort === 'original' || slot < 0 || slot >= state.shown.length) {
     return formatCount(slot + 1);
   }
-  const r = displayRank(d, state.shown[slot], state.sort);
+  return rankLabel(state, state.shown[slot]);
+}
+
+/**
+ * The rank of the point at `pos` as the current sort counts it (training order counts from
+ * the highest value), or MISSING_LABEL for a point without a value: the table's rank cell.
+ */
+export function rankLabel(state: IViewState, pos: number): string {
+  const r = displayRank(state.data!, pos, rankSort(state.sort));
   return r === null ? MISSING_LABEL : formatCount(r);
 }
 

@@ -3,9 +3,9 @@
  * stderr, updates), paged, with a "Show more rows" button.
  */
 import { button, h } from './dom';
-import { rankSort } from './format';
+import { rankLabel } from './format';
 import { IViewState } from './state';
-import { countOf, displayRank, formatCount, formatValue, halfWidth } from './valuation';
+import { countOf, formatCount, formatValue, halfWidth } from './valuation';
 
 /** Rows shown at first, and added by each "Show more rows". */
 const TABLE_PAGE = 100;
@@ -53,14 +53,12 @@ export class ValueTable {
     }
     table.appendChild(h('thead')).appendChild(head);
     const body = h('tbody');
-    const sort = rankSort(state.sort);
     const count = Math.min(this._count, state.shown.length);
     for (let slot = 0; slot < count; slot++) {
       const p = d.points[state.shown[slot]];
-      const rank = displayRank(d, p.pos, sort);
       const tr = h('tr');
       for (const [text, numeric] of [
-        [rank === null ? '' : formatCount(rank), true],
+        [rankLabel(state, p.pos), true],
         [String(p.index), true],
         [p.name, false],
         [p.label, false],

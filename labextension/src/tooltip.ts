@@ -35,7 +35,8 @@ export function describeActive(state: IViewState, m: IMark): IActiveDescription 
     title: 'group of points',
     rows,
     image: null,
-    live: `${rows[0][1]}, values ${rows[1][1]}`
+    // "5 (981 to 985), values 0.1 … 0.4", or "5 (5 missing values), no values (5 missing)".
+    live: `${rows[0][1]}, ${m.n === 0 ? '' : 'values '}${rows[1][1]}`
   };
 }
 

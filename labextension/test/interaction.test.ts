@@ -529,6 +529,47 @@ describe('missing values', () => {
     expect(nanAttributes(r)).toEqual([]);
   });
 
+  it('say plainly that a group has no values, in the tooltip and the live region', () => {
+    const r = render(withMissing(1000, 8)); // groups of 5; slots 992..999 missing
+    pointer(r, 'pointermove', plotX(997.5 / 1000)); // the group of slots 995..999
+    expect(tooltipTitle(r)).toBe('group of points');
+    expect($(r, '.dvl-tip-values').textContent).toBe('no values (5 missing)');
+    expect(r.node.querySelector('.dvl-tip-mean')).toBeNull();
+    expect(r.node.querySelector('.dvl-tip-band')).toBeNull();
+    expect($(r, '.dvl-tip-note').textContent).toBe('zoom in to see single points');
+    expect($(r, '.dvl-tooltip').textContent).not.toContain('n/a');
+    expect($(r, '.dvl-live').textContent).toBe('5 (5 missing values), no values (5 missing)');
+    choose(r, 'select.dvl-sort', 'original'); // slots named by place: the count says it
+    pointer(r, 'pointermove', plotX(997.5 / 1000));
+    expect($(r, '.dvl-tip-values').textContent).not.toContain('n/a');
+    // A group with some values keeps its mean and band.
+    choose(r, 'select.dvl-sort', 'descending');
+    pointer(r, 'pointermove', plotX(992.5 / 1000)); // slots 990..994: two values
+    expect($(r, '.dvl-tip-values').textContent).not.toContain('n/a');
+    expect(r.node.querySelector('.dvl-tip-mean')).not.toBeNull();
+    expect(r.node.querySelector('.dvl-tip-band')).not.toBeNull();
+    expect($(r, '.dvl-live').textContent).toMatch(
+      /^5 \(991 to 992 and 3 missing values\), values -?\d/
+    );
+  });
+
+  it('are named missing in the rank column of the table', () => {
+    const r = render(withMissing(6, 1)); // index 15 has no value
+    click(r, 'Show the table of values');
+    const cells = (col: number) =>
+      [...$(r, '.dvl-tableview').querySelectorAll('tbody tr')].map(
+        tr => tr.children[col].textContent
+      );
+    expect(cells(0)).toEqual(['1', '2', '3', '4', '5', 'missing']);
+    expect(cells(4)[5]).toBe('n/a');
+    choose(r, 'select.dvl-sort', 'ascending');
+    expect(cells(0)).toEqual(['1', '2', '3', '4', '5', 'missing']);
+    choose(r, 'select.dvl-sort', 'original'); // training order: index 15 comes last
+    expect(cells(1)[5]).toBe('15');
+    expect(cells(0)[5]).toBe('missing');
+    expect(cells(0).filter(c => c === '')).toEqual([]);
+  });
+
   it('give the highlight of a group with no value the middle of the plot as its place', () => {
     const state = createState();
     state.data = parsePayload(withMissing(1000, 8));

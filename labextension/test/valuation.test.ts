@@ -198,6 +198,17 @@ describe('confidence levels', () => {
     ]);
   });
 
+  it('describes a group with no value as such, without a mean or band', () => {
+    const ps = points([0.2, null, null, null]);
+    const [m] = buildMarks(ps, [0, 1, 2, 3], 1, 4, 95, 1);
+    expect(m.n).toBe(0);
+    expect(describeMark(m, 95, '3 missing values')).toEqual([
+      ['points', '3 (3 missing values)'],
+      ['values', 'no values (3 missing)'],
+      ['', 'zoom in to see single points']
+    ]);
+  });
+
   it('describes a point with value ± half-width at the level', () => {
     const p = parsePayload(fixture(2)).points[1];
     const rows = Object.fromEntries(describePoint(p, 95));
