@@ -162,6 +162,7 @@ def test_no_runner_no_stop_button():
     ("ended", "status", "style"),
     [
         ("done", "Done", "success"),
+        ("time limit", "Done: time limit reached", "success"),
         ("stopped", "Stopped: partial result kept", "warning"),
         ("interrupted", "Interrupted: partial result kept", "warning"),
         ("error", "Failed", "danger"),
