@@ -394,7 +394,8 @@ class ShapleyPanel:
             self.namespace[out] = result
         self._show(result)
         ended = result.meta.get("ended", "done")
-        what = {"done": "Done", "stopped": "Stopped early (partial result)",
+        what = {"done": "Done", "time limit": "Done at the time limit",
+                "stopped": "Stopped early (partial result)",
                 "interrupted": "Interrupted (partial result)"}.get(ended, str(ended))
         where = f", stored in `{out}`" if out else ""
         self._say(f"{what}: values of {len(result)} points{where}.")

@@ -197,3 +197,19 @@ def test_panel_defaults_to_the_main_namespace():
 
     p = panel()
     assert p.namespace is vars(__main__)
+
+
+def test_a_time_limit_ends_a_long_run_as_done(namespace):
+    """MinUpdates(10,000) | MaxTime(1 s): the time limit ends it, within a round of the
+    budget, and the panel says so (not 'stopped', not 'failed')."""
+    p = quick(ShapleyPanel(namespace), model="dummy", min_updates=10_000)
+    p.max_time.value = 1.0
+    start = time.monotonic()
+    p.run_button.click()
+    result = p.wait(timeout=120)
+    assert time.monotonic() - start < 30
+    assert result is not None and result.meta["ended"] == "time limit"
+    assert 0 < result.meta["permutations"] < 10_000
+    assert p.message.value.startswith("Done at the time limit: values of")
+    assert p.progress.ended == "time limit"
+    assert p.progress.status_label.value.startswith("Done: time limit reached")
