@@ -236,7 +236,23 @@ class Mlp(nn.Module):
         return self.layers(x)
 
 
-@pytest.mark.parametrize("module_cls", [SimpleCNN, StridedNet, PoolNet, Mlp])
+class PoolFlattenTanhNet(nn.Module):
+    """An element-wise layer right after max-pool and flatten: it must not overwrite the pool's
+    output, which the pool's backward reads (flatten shares its buffer)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(1, 4, 3, padding=1)
+        self.pool = nn.MaxPool2d(2)
+        self.flat = nn.Flatten()
+        self.act = nn.Tanh()
+        self.fc = nn.Linear(64, 10)
+
+    def forward(self, x):
+        return self.fc(self.act(self.flat(self.pool(self.conv(x)))))
+
+
+@pytest.mark.parametrize("module_cls", [SimpleCNN, StridedNet, PoolNet, Mlp, PoolFlattenTanhNet])
 def test_kernel_forward_and_gradient_match_autograd(digits, module_cls):
     x, y, _, _ = digits
     torch.manual_seed(0)
@@ -306,6 +322,22 @@ class DropoutNet(nn.Module):
 
     def forward(self, x):
         return F.softmax(self.fc2(self.drop(F.relu(self.fc1(x.flatten(1))))), dim=1)
+
+
+class PoolDropoutNet(nn.Module):
+    """Dropout right after max-pool and flatten (a common place for it): the kernel must keep
+    the pool's output for its backward and mask a separate buffer."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(1, 8, 3, padding=1)
+        self.pool = nn.MaxPool2d(2)
+        self.drop = nn.Dropout(0.25)
+        self.fc = nn.Linear(128, 10)
+
+    def forward(self, x):
+        x = torch.flatten(self.pool(F.relu(self.conv(x))), 1)
+        return F.softmax(self.fc(self.drop(x)), dim=1)
 
 
 class Dropout2dNet(nn.Module):
@@ -543,7 +575,8 @@ def test_global_rng_and_inputs(digits):
 # -- statistics: random subsets, independent initialisations ------------------------------------
 @pytest.mark.slow
 @pytest.mark.parametrize(("module", "backend"), [(SimpleCNN, "kernel"), (DropoutNet, "vmap"),
-                                                 (DropoutNet, "kernel")])
+                                                 (DropoutNet, "kernel"),
+                                                 (PoolDropoutNet, "kernel")])
 def test_mean_accuracy_matches_one_by_one(digits, module, backend):
     """Over random subsets, fast-path and one-by-one test accuracy agree within 3 standard
     errors, with *independent* seeds (so this does not lean on identical initialisation, and

@@ -33,13 +33,17 @@ class _CodeGen:
         self.lines: list[str] = []
         self.tables: list[str] = []
         # buffers: activation i (0 = input) lives in buffer bufs[i]; element-wise layers work
-        # in place unless the layer before them reads its own output in backward.
+        # in place unless the layer that wrote their input reads its own output in backward.
+        # Flatten only renames its input's buffer, so that layer is the one before it.
         layers = plan.layers
         self.bufs = [0]
         sizes = {0: int(np.prod(plan.in_shape))}
         nb = 1
         for i, ly in enumerate(layers):
-            prev_kind = layers[i - 1].kind if i > 0 else "input"
+            j = i - 1
+            while j >= 0 and layers[j].kind == "flatten":
+                j -= 1
+            prev_kind = layers[j].kind if j >= 0 else "input"
             inplace = ly.kind == "flatten" or (
                 ly.kind in (*_ELEMENTWISE, "dropout") and prev_kind not in _NEEDS_OUTPUT
             )
