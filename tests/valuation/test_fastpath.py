@@ -276,6 +276,27 @@ def test_kernel_forward_and_gradient_match_autograd(digits, module_cls):
     np.testing.assert_allclose(params - stepped[0], expected, atol=2e-6, rtol=1e-4)
 
 
+def test_kernel_self_check_compares_gradients_too(monkeypatch):
+    """A kernel whose forward pass is right but whose training step is not is refused, with
+    a reason; a correct one passes."""
+    from dvl_jupyter.valuation.fastpath_kernel.kernel import _self_check
+
+    torch.manual_seed(0)
+    module = Mlp()
+    kernel = fk.get_kernel(module, (1, 8, 8))
+    assert isinstance(kernel, fk.Kernel) and _self_check(kernel, module, (1, 8, 8)) is None
+    train = kernel.train
+
+    def off_by_a_bit(xs, ys, orders, n_sub, params, *args, **kwargs):
+        out = train(xs, ys, orders, n_sub, params, *args, **kwargs)
+        params[:, :5] += 0.05  # as a wrong backward pass would
+        return out
+
+    monkeypatch.setattr(kernel, "train", off_by_a_bit)  # the kernel is cached: undo after
+    reason = _self_check(kernel, module, (1, 8, 8))
+    assert reason is not None and "gradient differs from autograd" in reason
+
+
 def test_kernel_declines_what_it_does_not_implement():
     class Residual(nn.Module):
         def __init__(self) -> None:

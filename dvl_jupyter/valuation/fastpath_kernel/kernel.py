@@ -1,7 +1,8 @@
 """The ctypes wrapper around a compiled kernel, and the checked, cached way to get one.
 
 ``get_kernel`` is the entry point of the fast path: plan the module, generate and build its
-kernel, and check the kernel's forward pass against the module itself before trusting it.
+kernel, and check the kernel's forward pass and gradient against the module itself before
+trusting it.
 Models are independent, so ``Kernel`` spreads them over threads (ctypes releases the GIL).
 """
 
@@ -22,6 +23,7 @@ from torch import nn
 from .build import _LOCK, _compile
 from .codegen import generate_source
 from .plan import Plan, _Unsupported, plan_module
+from .templates import HYPER_FIELDS, LOSS_CE, OPT_SGD
 
 
 def _ptr(a: np.ndarray) -> ctypes.c_void_p:
@@ -182,4 +184,37 @@ def _self_check(kernel: Kernel, module: nn.Module, in_shape: Sequence[int]) -> s
     scale = float(np.max(np.abs(ref))) + 1e-6 if ref.size else 1.0
     if not np.isfinite(err) or err > 1e-4 * max(scale, 1.0):
         return f"kernel self-check failed: forward differs from the module by {err:.2e}"
+    if kernel.has_dropout:  # masks are the kernel's own: no autograd reference to compare
+        return None
+    return _gradient_check(kernel, module, x, params)
+
+
+def _gradient_check(kernel: Kernel, module: nn.Module, x: torch.Tensor,
+                    params: np.ndarray) -> str | None:
+    """One SGD step (lr 1, cross-entropy, one minibatch) must move the parameters by minus
+    autograd's gradient: the forward check alone cannot see a wrong backward pass (such as
+    a buffer shared by two layers, one of which overwrites what the other's backward reads).
+    """
+    n = len(x)
+    n_out = kernel.plan.out_size
+    y = np.arange(n, dtype=np.int64) % n_out
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            out = module(x).reshape(n, -1)
+            loss = torch.nn.functional.cross_entropy(out, torch.from_numpy(y))
+            grads = torch.autograd.grad(loss, list(module.parameters()))
+    except Exception as exc:  # noqa: BLE001 - a module that fails here is simply not ours
+        return f"the module failed on a probe training step ({type(exc).__name__}: {exc})"
+    expected = torch.cat([g.reshape(-1) for g in grads]).double().numpy()
+    hyper = dict.fromkeys(HYPER_FIELDS, 0.0)
+    hyper.update(opt=OPT_SGD, lr=1.0, loss=LOSS_CE, ignore_index=-100)
+    stepped = params[None, :].astype(np.float32)
+    kernel.train(x.reshape(n, -1).numpy(), y, [np.arange(n)], [n], stepped,
+                 np.array([hyper[f] for f in HYPER_FIELDS], dtype=np.float64), epochs=1,
+                 batch_sizes=[n], drop_last=False, per_epoch=False)
+    moved = params.astype(np.float64) - stepped[0]
+    err = float(np.max(np.abs(moved - expected))) if expected.size else 0.0
+    if not np.isfinite(err) or err > 1e-3 * max(float(np.max(np.abs(expected))), 1e-3):
+        return f"kernel self-check failed: its gradient differs from autograd's by {err:.2e}"
     return None
