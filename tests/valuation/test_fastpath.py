@@ -372,6 +372,23 @@ class Dropout2dNet(nn.Module):
         return F.softmax(self.fc(torch.flatten(self.drop(F.relu(self.conv(x))), 1)), dim=1)
 
 
+@pytest.mark.parametrize("module_cls", [PoolFlattenTanhNet, PoolDropoutNet])
+def test_kernel_self_check_refuses_a_layer_that_overwrites_what_backward_needs(
+        monkeypatch, module_cls):
+    """Were max-pool not known to read its output in backward, the layer after it would work
+    in place and spoil it. The forward pass stays right, so only the gradient check (for
+    dropout: on a variant whose masks are all 1.5) can see it; it must refuse the kernel."""
+    from dvl_jupyter.valuation.fastpath_kernel import codegen, kernel
+
+    torch.manual_seed(0)
+    assert isinstance(fk.get_kernel(module_cls(), (1, 8, 8)), fk.Kernel)
+    monkeypatch.setattr(codegen, "_NEEDS_OUTPUT",
+                        tuple(k for k in codegen._NEEDS_OUTPUT if k != "maxpool"))
+    monkeypatch.setattr(kernel, "_KERNELS", {})
+    reason = fk.get_kernel(module_cls(), (1, 8, 8))
+    assert isinstance(reason, str) and "gradient differs from autograd" in reason, reason
+
+
 def test_unsupported_reasons():
     from skorch.callbacks import GradientNormClipping, LRScheduler
     from skorch.dataset import ValidSplit

@@ -168,6 +168,8 @@ class _CodeGen:
                 p = a["p"]
                 thr = min(round(p * 2.0**32), 2**32)
                 scale = 0.0 if p >= 1.0 else float(np.float32(1.0) / np.float32(1.0 - p))
+                if "check_scale" in a:  # the self-check's variant: keep all, scale by this
+                    thr, scale = 0, float(a["check_scale"])
                 m = f"A[{a['mb']}]"
                 e(f"drop_mask({m}, {n}, {thr}ull, {scale!r}f, rng);")
                 e(f"for (int i=0; i<{n}; i++) {dst}[i] = {src}[i] * {m}[i];")

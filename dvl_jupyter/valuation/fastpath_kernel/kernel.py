@@ -8,6 +8,7 @@ Models are independent, so ``Kernel`` spreads them over threads (ctypes releases
 
 from __future__ import annotations
 
+import copy
 import ctypes
 import hashlib
 import warnings
@@ -24,6 +25,9 @@ from .build import _LOCK, _compile
 from .codegen import generate_source
 from .plan import Plan, _Unsupported, plan_module
 from .templates import HYPER_FIELDS, LOSS_CE, OPT_SGD
+
+#: What each dropout mask is in the self-check's variant of a kernel with dropout.
+DROP_CHECK_SCALE = 1.5
 
 
 def _ptr(a: np.ndarray) -> ctypes.c_void_p:
@@ -184,8 +188,19 @@ def _self_check(kernel: Kernel, module: nn.Module, in_shape: Sequence[int]) -> s
     scale = float(np.max(np.abs(ref))) + 1e-6 if ref.size else 1.0
     if not np.isfinite(err) or err > 1e-4 * max(scale, 1.0):
         return f"kernel self-check failed: forward differs from the module by {err:.2e}"
-    if kernel.has_dropout:  # masks are the kernel's own: no autograd reference to compare
-        return None
+    if kernel.has_dropout:
+        # Its masks are the kernel's own, so autograd has nothing to compare with. The same
+        # code with every mask DROP_CHECK_SCALE (same layers, same buffers; a scale other
+        # than 1, so that a layer overwriting a buffer another one still needs shows) has:
+        # the reference is the module with each Dropout multiplying by that scale.
+        plan = copy.deepcopy(kernel.plan)
+        for ly in plan.layers:
+            if ly.kind == "dropout":
+                ly.attrs["check_scale"] = DROP_CHECK_SCALE
+        try:
+            kernel = Kernel(plan)
+        except OSError as exc:
+            return f"the CPU kernel cannot be built ({exc})"
     return _gradient_check(kernel, module, x, params)
 
 
@@ -198,7 +213,11 @@ def _gradient_check(kernel: Kernel, module: nn.Module, x: torch.Tensor,
     n = len(x)
     n_out = kernel.plan.out_size
     y = np.arange(n, dtype=np.int64) % n_out
+    was_training = module.training
+    hooks = [m.register_forward_hook(lambda _m, _i, out: out * DROP_CHECK_SCALE)
+             for m in module.modules() if type(m) is nn.Dropout and m.p > 0]
     try:
+        module.eval()  # dropout off; the kernel has no other layer that tells the modes apart
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             out = module(x).reshape(n, -1)
@@ -206,6 +225,10 @@ def _gradient_check(kernel: Kernel, module: nn.Module, x: torch.Tensor,
             grads = torch.autograd.grad(loss, list(module.parameters()))
     except Exception as exc:  # noqa: BLE001 - a module that fails here is simply not ours
         return f"the module failed on a probe training step ({type(exc).__name__}: {exc})"
+    finally:
+        module.train(was_training)
+        for hook in hooks:
+            hook.remove()
     expected = torch.cat([g.reshape(-1) for g in grads]).double().numpy()
     hyper = dict.fromkeys(HYPER_FIELDS, 0.0)
     hyper.update(opt=OPT_SGD, lr=1.0, loss=LOSS_CE, ignore_index=-100)
