@@ -26,11 +26,11 @@ Two backends do the training (``backend_for`` says which one a net gets, and why
   whole fit of a model in one call, models spread over threads. CPU, float32, nets made of
   Conv2d / Linear / ReLU / LeakyReLU / Tanh / Sigmoid / MaxPool2d / AvgPool2d / Dropout /
   Flatten / Softmax / LogSoftmax, and a C compiler (each model draws its dropout masks from
-  its own RNG stream, seeded by its seed). Measured here: 20-28x more evaluations per
+  its own RNG stream, seeded by its seed). Measured here: 16-28x more evaluations per
   CPU-second than one-by-one skorch fits (``benchmarks/bench_fastpath.py``).
 * ``"vmap"`` (``fastpath_vmap``): ``torch.func.functional_call`` + ``vmap`` over K stacked
   models in lockstep, for any module that works under torch.func (dropout included, with
-  independent masks per model) and any device, CUDA included. ~2x per CPU-second here.
+  independent masks per model) and any device, CUDA included. 1-2x per CPU-second here.
 
 Nets neither can train get a reason from :func:`unsupported_reason` (BatchNorm, unknown
 optimizers, callbacks that change training such as LRScheduler, a validation split...); the

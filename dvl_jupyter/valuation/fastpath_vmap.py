@@ -2,7 +2,7 @@
 
 It works for any module that runs under ``functional_call`` + ``vmap`` and on any device
 (this is the path a CUDA net takes). It is much slower than the CPU kernel (``fastpath_kernel``)
-on this CPU, about 2x one-by-one fits per CPU-second instead of 20-28x, but it has no limit on
+on this CPU, 1-2x one-by-one fits per CPU-second instead of 16-28x, but it has no limit on
 layer types, so the kernel can stay small and everything else still gets a speed-up.
 
 Lockstep with different subset sizes: in every epoch model k takes ``s_k`` minibatch steps.

@@ -136,8 +136,10 @@ def get_kernel(module: nn.Module, in_shape: Sequence[int]) -> Kernel | str:
     """A checked kernel for ``module`` on inputs of ``in_shape``, or the reason there is none.
 
     The check: the generated forward pass must reproduce ``module`` (freshly initialised
-    weights, random inputs) to float32 tolerance. It guards against a trace that reads the
-    module differently from how it runs. Results are cached per module structure and shape.
+    weights, random inputs) to float32 tolerance, and one training step must move the
+    weights by autograd's gradient. It guards against a trace that reads the module
+    differently from how it runs, and against a backward pass that reads a buffer another
+    layer has overwritten. Results are cached per module structure and shape.
     """
     try:
         plan = plan_module(module, in_shape)
@@ -165,7 +167,8 @@ def get_kernel(module: nn.Module, in_shape: Sequence[int]) -> Kernel | str:
 
 
 def _self_check(kernel: Kernel, module: nn.Module, in_shape: Sequence[int]) -> str | None:
-    """Compare the kernel's forward pass with the module's on a few random inputs."""
+    """Compare the kernel's forward pass and one training step with the module's on a few
+    random inputs; None when they agree, else the reason."""
     gen = torch.Generator().manual_seed(0)
     x = torch.rand((19, *in_shape), generator=gen) * 2 - 1
     was_training = module.training
