@@ -32,6 +32,8 @@ from typing import Any
 
 import numpy as np
 
+from dvl_jupyter.models import SimpleCNN
+
 REFERENCE_FITS = 40_000  # fits of the full reference run (MinUpdates(100), 1,257 points)
 MACS_PER_SAMPLE = 31_872  # SimpleCNN forward multiply-accumulates per 8x8 image
 BURN_IN = 378  # 30% of 1,257: TMC's truncation point in the reference run
@@ -150,20 +152,11 @@ def run_pydvl(epochs: int, subsets: list[np.ndarray]) -> tuple[float, float, flo
             time.process_time() - cpu)
 
 
-def _flat_simple_cnn() -> type:
-    from dvl_jupyter.models import SimpleCNN
+class FlatSimpleCNN(SimpleCNN):
+    """SimpleCNN on flattened 8x8 images (pyDVL 0.10's Dataset is 2-d only)."""
 
-    class FlatSimpleCNN(SimpleCNN):
-        """SimpleCNN on flattened 8x8 images (pyDVL 0.10's Dataset is 2-d only)."""
-
-        def forward(self, x: Any) -> Any:
-            return super().forward(x.reshape(-1, 1, 8, 8))
-
-    FlatSimpleCNN.__module__ = __name__
-    return FlatSimpleCNN
-
-
-FlatSimpleCNN = _flat_simple_cnn()
+    def forward(self, x: Any) -> Any:
+        return super().forward(x.reshape(-1, 1, 8, 8))
 
 
 def pydvl_in_other_venv(python: str, epochs: int, subsets: list[np.ndarray]

@@ -273,12 +273,10 @@ class TMCShapleyValuation:
             if merged_any:
                 for cb in callbacks:
                     cb.on_update(result, stats)
-            if not fired and time_is_up(is_done):
-                # The time budget ran out since the last check (none comes without a merge).
-                result.status = is_done(result)
-                stats.completion = float(is_done.completion())
-                fired = True
-            if fired and time_is_up(is_done):
+            if time_is_up(is_done):
+                if not fired:  # the budget ran out since the last check (only merges check)
+                    result.status = is_done(result)
+                    stats.completion = float(is_done.completion())
                 # A time limit ends the run now rather than after the permutations in flight
                 # (up to a whole permutation of fits each). Those are dropped, and so are
                 # finished ones waiting for an earlier one to merge: keeping only a prefix of

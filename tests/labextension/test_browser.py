@@ -137,6 +137,14 @@ def error_bars(p: Page, root: Any) -> list[tuple[str, float]]:
     )
 
 
+def open_chart(p: Page, lab: LabServer) -> Any:
+    """Open the executed notebook in JupyterLab; the renderer's root, once it has drawn."""
+    open_in_lab(p, lab, "shapley.ipynb")
+    root = p.page.locator(".dvl-Valuation")
+    root.locator(".dvl-point").first.wait_for()
+    return root
+
+
 # -- the executed notebook ------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def executed(lab: LabServer, browser: Any) -> dict[str, Any]:
@@ -172,9 +180,7 @@ def test_chart_of_a_real_shapley_run(lab: LabServer, page: Page, executed: dict[
     """One mark per point; hover shows the kernel's value; levels change the bars."""
     values: dict[str, float] = executed["numbers"]["values"]
     stderr: dict[str, float] = executed["numbers"]["stderr"]
-    open_in_lab(page, lab, "shapley.ipynb")
-    root = page.page.locator(".dvl-Valuation")
-    root.locator(".dvl-point").first.wait_for()
+    root = open_chart(page, lab)
     assert root.count() == 1
     assert root.locator(".dvl-point").count() == N_POINTS
     marked = root.locator(".dvl-point").evaluate_all("els => els.map(e => e.dataset.index)")
@@ -213,9 +219,7 @@ def test_chart_of_a_real_shapley_run(lab: LabServer, page: Page, executed: dict[
 
 
 def test_keyboard_zoom_sort_and_subset(lab: LabServer, page: Page, executed: dict[str, Any]):
-    open_in_lab(page, lab, "shapley.ipynb")
-    root = page.page.locator(".dvl-Valuation")
-    root.locator(".dvl-point").first.wait_for()
+    root = open_chart(page, lab)
     chart = root.locator(".dvl-chart")
     chart.focus()
     page.page.keyboard.press("ArrowRight")
@@ -252,9 +256,7 @@ def test_keyboard_zoom_sort_and_subset(lab: LabServer, page: Page, executed: dic
 
 def test_grid_and_crafted_label(lab: LabServer, page: Page, executed: dict[str, Any]):
     """The grid shows the thumbnails; the crafted label is text, and nothing ran."""
-    open_in_lab(page, lab, "shapley.ipynb")
-    root = page.page.locator(".dvl-Valuation")
-    root.locator(".dvl-point").first.wait_for()
+    root = open_chart(page, lab)
     root.get_by_role("button", name="Show the image grid").click()
     cells = root.locator(".dvl-cell")
     cells.first.wait_for()
@@ -290,9 +292,7 @@ def test_grid_and_crafted_label(lab: LabServer, page: Page, executed: dict[str, 
 
 
 def test_dark_theme(lab: LabServer, page: Page, executed: dict[str, Any]):
-    open_in_lab(page, lab, "shapley.ipynb")
-    root = page.page.locator(".dvl-Valuation")
-    root.locator(".dvl-point").first.wait_for()
+    root = open_chart(page, lab)
     lab_command(page, "apputils:change-theme", {"theme": "JupyterLab Dark"})
     page.page.wait_for_function(
         "() => document.body.dataset.jpThemeLight === 'false'", timeout=30_000

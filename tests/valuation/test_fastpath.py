@@ -266,14 +266,9 @@ def test_kernel_forward_and_gradient_match_autograd(digits, module_cls):
     params = torch.cat([p.detach().reshape(-1) for p in module.parameters()]).numpy()
     np.testing.assert_allclose(kernel.predict(xb.reshape(37, -1), params[None])[0],
                                out.detach().numpy(), atol=1e-5)
-    hyper = dict.fromkeys(fk.HYPER_FIELDS, 0.0)
-    hyper.update(opt=fk.OPT_SGD, lr=1.0, loss=fk.LOSS_CE, ignore_index=-100)
-    stepped = params[None].copy()
-    kernel.train(xb.reshape(37, -1), yb, [np.arange(37)], [37], stepped,
-                 np.array([hyper[f] for f in fk.HYPER_FIELDS]), epochs=1, batch_sizes=[37],
-                 drop_last=False, per_epoch=False)
     expected = torch.cat([g.reshape(-1) for g in grads]).numpy()
-    np.testing.assert_allclose(params - stepped[0], expected, atol=2e-6, rtol=1e-4)
+    np.testing.assert_allclose(kernel.sgd_step(xb, yb, params[None])[0], expected, atol=2e-6,
+                               rtol=1e-4)
 
 
 def test_kernel_self_check_compares_gradients_too(monkeypatch):
@@ -463,14 +458,7 @@ def _dropout_kernel_step(module, xb, yb, seeds):
     kernel = fk.get_kernel(module, (1, 8, 8))
     assert isinstance(kernel, fk.Kernel), kernel
     params = torch.cat([p.detach().reshape(-1) for p in module.parameters()]).numpy()
-    hyper = dict.fromkeys(fk.HYPER_FIELDS, 0.0)
-    hyper.update(opt=fk.OPT_SGD, lr=1.0, loss=fk.LOSS_CE, ignore_index=-100)
-    k, n = len(seeds), len(xb)
-    stepped = np.repeat(params[None], k, axis=0)
-    kernel.train(xb.reshape(n, -1), yb, [np.arange(n)] * k, [n] * k, stepped,
-                 np.array([hyper[f] for f in fk.HYPER_FIELDS]), epochs=1, batch_sizes=[n] * k,
-                 drop_last=False, per_epoch=False, seeds=seeds)
-    return params[None] - stepped
+    return kernel.sgd_step(xb, yb, np.repeat(params[None], len(seeds), axis=0), seeds)
 
 
 def test_kernel_dropout_draws_a_mask_per_model_and_sample(digits):

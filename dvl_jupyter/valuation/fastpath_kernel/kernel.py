@@ -79,13 +79,14 @@ class Kernel:
         zero = np.zeros(1, dtype=np.int64)
         row_bytes = params.strides[0]
         base = params.ctypes.data
-        if seeds is None:
+        if seeds is not None and len(seeds) != k:
+            raise ValueError(f"got {len(seeds)} seeds for {k} models")
+        if self.has_dropout and seeds is None:
             seeds = [int.from_bytes(hashlib.blake2b(np.ascontiguousarray(params[i]).tobytes(),
                                                     digest_size=8).digest(), "little")
                      for i in range(k)]
-        elif len(seeds) != k:
-            raise ValueError(f"got {len(seeds)} seeds for {k} models")
-        seed_arr = np.array([int(s) % 2**64 for s in seeds], dtype=np.uint64)
+        if self.has_dropout:
+            seed_arr = np.array([int(s) % 2**64 for s in seeds], dtype=np.uint64)
 
         def one(i: int) -> int:
             n = np.array([n_sub[i]], dtype=np.int64)
@@ -108,6 +109,20 @@ class Kernel:
         if any(codes):
             raise MemoryError("the fast-path kernel could not allocate its work buffers")
         return losses
+
+    def sgd_step(self, x: np.ndarray, y: np.ndarray, params: np.ndarray,
+                 seeds: Sequence[int] | None = None) -> np.ndarray:
+        """How far one plain SGD step (lr 1, cross-entropy, all of ``x`` as one minibatch)
+        moves each row of ``params`` (K x P): minus each model's loss gradient. For checks
+        against autograd; ``params`` is left as it is."""
+        hyper = dict.fromkeys(HYPER_FIELDS, 0.0)
+        hyper.update(opt=OPT_SGD, lr=1.0, loss=LOSS_CE, ignore_index=-100)
+        n, k = len(x), len(params)
+        stepped = np.array(params, dtype=np.float32)
+        self.train(np.reshape(x, (n, -1)), y, [np.arange(n)] * k, [n] * k, stepped,
+                   np.array([hyper[f] for f in HYPER_FIELDS], dtype=np.float64), epochs=1,
+                   batch_sizes=[n] * k, drop_last=False, per_epoch=False, seeds=seeds)
+        return params - stepped
 
     def predict(self, x: np.ndarray, params: np.ndarray, n_threads: int = 1) -> np.ndarray:
         """Outputs of K models (params K x P) on all rows of ``x``: K x N x n_out float32."""
@@ -233,13 +248,7 @@ def _gradient_check(kernel: Kernel, module: nn.Module, x: torch.Tensor,
         for hook in hooks:
             hook.remove()
     expected = torch.cat([g.reshape(-1) for g in grads]).double().numpy()
-    hyper = dict.fromkeys(HYPER_FIELDS, 0.0)
-    hyper.update(opt=OPT_SGD, lr=1.0, loss=LOSS_CE, ignore_index=-100)
-    stepped = params[None, :].astype(np.float32)
-    kernel.train(x.reshape(n, -1).numpy(), y, [np.arange(n)], [n], stepped,
-                 np.array([hyper[f] for f in HYPER_FIELDS], dtype=np.float64), epochs=1,
-                 batch_sizes=[n], drop_last=False, per_epoch=False)
-    moved = params.astype(np.float64) - stepped[0]
+    moved = kernel.sgd_step(x.numpy(), y, params[None, :])[0].astype(np.float64)
     err = float(np.max(np.abs(moved - expected))) if expected.size else 0.0
     if not np.isfinite(err) or err > 1e-3 * max(float(np.max(np.abs(expected))), 1e-3):
         return f"kernel self-check failed: its gradient differs from autograd's by {err:.2e}"
