@@ -1,4 +1,4 @@
-"""Fits per second for a CNN with dropout: the C kernel vs the torch.func backend vs one by one.
+"""Fits per second for a CNN with dropout: the C kernel vs the torch.func trainer vs one by one.
 
 The reference configuration (24 epochs, batch 128, Adam lr 0.01, digits, subsets as TMC draws
 them, sizes uniform in 1..378), with SimpleCNN's module plus ``nn.Dropout(0.25)`` before its
@@ -51,10 +51,9 @@ def main() -> None:
     n = len(y)
     print(f"# bench_dropout: torch {torch.__version__}, 1 thread, DropoutCNN (p=0.25), "
           f"24 epochs, batch 128, subset sizes 1..{BURN_IN}")
-    print("backends:", fastpath.backend_for(net, x))
+    print("backends:", fastpath.trainer_for(net, x))
 
     utility = ModelUtility(net, scorer).with_dataset(train)
-    utility.configure_fast_path(False)
     block = prefixes(n, tmc_sizes(32, seed=3), seed=4)
     seeds = [subset_seed(s, utility.random_state) for s in block]
     few = 12  # one-by-one and vmap fits are slow: they get the first 12 subsets
@@ -65,13 +64,13 @@ def main() -> None:
           f"{acc_one.mean():.3f}")
 
     fastpath.fit_score_many(net, x, y, block[:2], seeds[:2], scorer)  # build/load the kernel
-    for backend in ("kernel", "vmap"):
-        sub = block if backend == "kernel" else block[:few]
+    for trainer in ("kernel", "vmap"):
+        sub = block if trainer == "kernel" else block[:few]
         start = time.perf_counter()
-        acc = fastpath.fit_score_many(net, x, y, sub, seeds[:len(sub)], scorer, backend=backend)
+        acc = fastpath.fit_score_many(net, x, y, sub, seeds[:len(sub)], scorer, trainer=trainer)
         rate = len(sub) / (time.perf_counter() - start)
         # dropout masks differ from skorch's, so accuracies agree in distribution only
-        print(f"  fast path, {backend:6s}  {rate:7.2f} fits/s  mean acc of the first {few} "
+        print(f"  fast path, {trainer:6s}  {rate:7.2f} fits/s  mean acc of the first {few} "
               f"{acc[:few].mean():.3f} = {rate / rate_one:5.1f}x one-by-one "
               f"({len(sub)} fits)")
 

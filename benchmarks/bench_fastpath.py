@@ -49,8 +49,6 @@ def setup(epochs: int) -> tuple[Any, Any, Any, Any, Any]:
 
     net, scorer, train, _ = reference_setup(epochs)
     utility = ModelUtility(net, scorer).with_dataset(train)
-    if hasattr(utility, "configure_fast_path"):
-        utility.configure_fast_path(False)  # the baseline: one fit per evaluation
     x, y = train.data()
     return net, scorer, utility, x, y
 
@@ -99,7 +97,7 @@ def run_one_by_one(epochs: int, subsets: list[np.ndarray]) -> tuple[float, float
 
 
 def run_fast(epochs: int, blocks: list[list[np.ndarray]], threads: int,
-             backend: str = "auto") -> tuple[float, float, float, float]:
+             trainer: str = "auto") -> tuple[float, float, float, float]:
     """(seconds, mean score, peak RSS MB, CPU seconds) for fast-path evaluations, one call
     per block."""
     import torch
@@ -112,7 +110,7 @@ def run_fast(epochs: int, blocks: list[list[np.ndarray]], threads: int,
     seeds = [[subset_seed(s, utility.random_state) for s in b] for b in blocks]
     start, cpu = time.perf_counter(), time.process_time()
     scores = [fastpath.fit_score_many(net, x, y, b, s, scorer, n_threads=threads,
-                                      backend=backend)
+                                      trainer=trainer)
               for b, s in zip(blocks, seeds, strict=True)]
     return (time.perf_counter() - start, float(np.mean(np.concatenate(scores))), peak_rss_mb(),
             time.process_time() - cpu)
@@ -253,7 +251,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=24)
     parser.add_argument("--k", type=int, nargs="+", default=None,
                         help="models per fast-path call (default: 32 64; quick: 32)")
-    parser.add_argument("--no-vmap", action="store_true", help="skip the torch.func backend")
+    parser.add_argument("--no-vmap", action="store_true", help="skip the torch.func trainer")
     parser.add_argument("--pydvl-python", default=os.path.join(ROOT, ".venv-pydvl", "bin",
                                                                "python"),
                         help="interpreter with pyDVL 0.10 installed (default: .venv-pydvl)")
@@ -278,8 +276,8 @@ def main() -> None:
           f"load average {os.getloadavg()[0]:.1f} (other work on the machine skews rates)")
     t_compile = warm(epochs)
     net, _, _, x, y = setup(epochs)
-    backend, why = fastpath.backend_for(net, x)
-    print(f"fast-path backend: {backend}{'' if why is None else f' ({why})'}; setup (imports, "
+    trainer, why = fastpath.trainer_for(net, x)
+    print(f"fast-path trainer: {trainer}{'' if why is None else f' ({why})'}; setup (imports, "
           f"data, kernel build or load from the disk cache) {t_compile:.1f} s")
     n = len(y)
     rows: list[tuple[str, int, float, float]] = []  # name, fits, seconds, CPU seconds
@@ -343,8 +341,8 @@ def main() -> None:
            *run_fast(epochs, mixed, 2))
     if not args.no_vmap:  # one thread: torch's OpenMP threads suffer most on a busy machine
         small = lockstep_blocks(n, 16, sizes[: max(2, len(sizes) // 3)], seed=8)
-        report("torch.func (vmap) backend K=16, 1 proc x 1 thr", 16 * len(small),
-               *run_fast(epochs, small, 1, backend="vmap"))
+        report("torch.func (vmap) trainer K=16, 1 proc x 1 thr", 16 * len(small),
+               *run_fast(epochs, small, 1, trainer="vmap"))
 
     # summary
     mean_k = float(np.mean(np.arange(1, BURN_IN + 1)))

@@ -39,10 +39,11 @@ def measure(utility, subsets, n_jobs: int) -> float:
     from joblib import parallel_config
 
     from dvl_jupyter.valuation.callbacks import RunStats
+    from dvl_jupyter.valuation.evaluators import OneByOneEvaluator
     from dvl_jupyter.valuation.parallel import SubsetEvaluator
 
     with parallel_config(backend="loky", n_jobs=n_jobs):
-        with SubsetEvaluator(utility, RunStats()) as evaluate:
+        with SubsetEvaluator(OneByOneEvaluator(utility), RunStats()) as evaluate:
             evaluate(subsets[: 2 * n_jobs])  # start the workers outside the timing
             start = time.perf_counter()
             evaluate(subsets)
@@ -69,7 +70,6 @@ def main() -> None:
     args = parser.parse_args()
 
     utility, train, _ = build(args.epochs)
-    utility.configure_fast_path(False)
     subsets = tmc_like_subsets(len(train), args.n_subsets)
     sizes = np.array([len(s) for s in subsets])
     print(f"reference config: SimpleCNN, {args.epochs} epochs, batch 128, Adam lr 0.01, "

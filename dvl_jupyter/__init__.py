@@ -2,18 +2,20 @@
 
 ``%load_ext dvl_jupyter`` registers the ``%%shapley``, ``%shapley``, ``%shapley_cache`` and
 ``%shapley_panel`` magics (:mod:`dvl_jupyter.magics`); ``dvl_jupyter.panel()`` opens the
-widget panel. Importing the package imports neither IPython nor torch: the engine
-(:mod:`dvl_jupyter.valuation`) works in plain Python.
+widget panel (:mod:`dvl_jupyter.widget_panel`). The engine (:mod:`dvl_jupyter.valuation`)
+works in plain Python; importing the package imports neither IPython nor torch.
+
+Results display themselves through :mod:`dvl_jupyter.display`, which this module registers
+with the engine (imported only when a result is first displayed): the engine never imports
+the notebook side.
 """
 
 from __future__ import annotations
 
-import importlib
-import sys
-import types
 from typing import Any
 
-__version__ = "0.1.0"
+from .valuation._version import __version__
+from .valuation.result import set_rich_display
 
 __all__ = ["__version__", "load_ipython_extension", "unload_ipython_extension", "panel"]
 
@@ -32,39 +34,22 @@ def unload_ipython_extension(ip: Any) -> None:
     unload(ip)
 
 
-class _CallableModule(types.ModuleType):
-    """The type of ``dvl_jupyter.panel``: a module that can also be called.
+def panel(namespace: dict[str, Any] | None = None) -> Any:
+    """Open the valuation panel over the notebook's variables (``%shapley_panel``).
 
-    DESIGN promises ``dvl_jupyter.panel()``, and the panel lives in the module
-    ``dvl_jupyter/panel.py``. Importing a submodule binds its name on the package, so a plain
-    ``panel`` function here would be replaced by the module as soon as anything imports it.
-    Making the module callable gives one object that works both ways:
-    ``dvl_jupyter.panel()``, ``from dvl_jupyter import panel; panel()`` and
-    ``from dvl_jupyter.panel import ...``.
+    Returns a :class:`~dvl_jupyter.widget_panel.ShapleyPanel`, which displays as its widget
+    when it is a cell's last expression; keep a reference (``p = panel()``) to reach
+    ``p.result`` from code.
     """
+    from .widget_panel import panel as open_panel
 
-    def __call__(self, namespace: dict[str, Any] | None = None) -> Any:
-        return self.panel(namespace)
-
-
-class _Package(types.ModuleType):
-    """This package's module type: makes ``panel`` callable whenever it gets bound."""
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        if name == "panel" and type(value) is types.ModuleType:
-            value.__class__ = _CallableModule
-        super().__setattr__(name, value)
+    return open_panel(namespace)
 
 
-def __getattr__(name: str) -> Any:
-    # Lazy: `import dvl_jupyter` stays cheap; ipywidgets is imported on the first use of panel.
-    if name == "panel":
-        return importlib.import_module(f"{__name__}.panel")
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+def _rich_display(result: Any, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+    from .display import mimebundle
+
+    return mimebundle(result, include=include, exclude=exclude)
 
 
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | {"panel"})
-
-
-sys.modules[__name__].__class__ = _Package
+set_rich_display(_rich_display)

@@ -34,6 +34,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from dvl_jupyter.valuation.utils import format_duration, is_image_data, json_safe
+
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
@@ -205,37 +207,19 @@ def _meta(result: ValuationResult) -> dict[str, Any]:
     return {
         "evaluations": _int_or_none(m.get("evaluations")),
         "cache_hits": _int_or_none(m.get("cache_hits")),
-        "elapsed": _json_safe(m.get("elapsed_s")),
-        "settings": _json_safe(dict(settings)),
+        "elapsed": json_safe(m.get("elapsed_s")),
+        "settings": json_safe(dict(settings)),
         "status": str(getattr(status, "value", status)) if status is not None else None,
-        "ended": _json_safe(m.get("ended")),
-        "run_id": _json_safe(m.get("run_id")),
+        "ended": json_safe(m.get("ended")),
+        "run_id": json_safe(m.get("run_id")),
         "permutations": _int_or_none(m.get("permutations")),
         "failed_fits": _int_or_none(m.get("failed_fits")),
-        "path": _json_safe(m.get("path")),
+        "path": json_safe(m.get("path")),
     }
 
 
 def _int_or_none(v: Any) -> int | None:
     return int(v) if isinstance(v, (int, np.integer)) and not isinstance(v, bool) else None
-
-
-def _json_safe(obj: Any, depth: int = 0) -> Any:
-    """Plain JSON values: non-finite floats become None, unknown objects a short repr."""
-    if depth > 10:
-        return "..."
-    if obj is None or isinstance(obj, (bool, str)):
-        return obj
-    if isinstance(obj, (int, np.integer)):
-        return int(obj)
-    if isinstance(obj, (float, np.floating)):
-        return float(obj) if math.isfinite(obj) else None
-    if isinstance(obj, Mapping):
-        return {str(k): _json_safe(v, depth + 1) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_json_safe(v, depth + 1) for v in obj]
-    text = repr(obj)
-    return text if len(text) <= 200 else text[:197] + "..."
 
 
 def _label(v: Any) -> str | int | float | bool | None:
@@ -284,11 +268,6 @@ def _labels(data: Any, indices: np.ndarray) -> np.ndarray | None:
         return None
 
 
-def _looks_like_images(x: np.ndarray) -> bool:
-    """H x W or C x H x W rows with C in 1, 3, 4 (flat vectors are tabular data, not images)."""
-    return x.ndim == 3 or (x.ndim == 4 and x.shape[1] in (1, 3, 4))
-
-
 def _thumbnail_column(
     data: Any, indices: np.ndarray, max_thumbnails: int
 ) -> list[str | None] | None:
@@ -300,7 +279,7 @@ def _thumbnail_column(
         low = max_thumbnails // 2
         chosen = np.r_[0:low, n - (max_thumbnails - low):n]
     x = _images(data, indices[chosen])
-    if x is None or not _looks_like_images(x):
+    if x is None or not is_image_data(x):
         return None
     column: list[str | None] = [None] * n
     for pos, png in zip(chosen, thumbnails(x), strict=True):
@@ -362,7 +341,7 @@ def result_figure(
 
 def _has_images(result: ValuationResult) -> bool:
     x = _images(result.display_data, np.asarray(result.indices)[:1])
-    return x is not None and _looks_like_images(x)
+    return x is not None and is_image_data(x)
 
 
 def _plot_errors(fig: Any, result: ValuationResult, k: int) -> None:
@@ -415,13 +394,6 @@ def _fmt(v: float, spec: str = ".4g") -> str:
     return format(float(v), spec) if math.isfinite(v) else str(v)
 
 
-def _fmt_seconds(s: Any) -> str:
-    if not isinstance(s, (int, float)) or not math.isfinite(s):
-        return "?"
-    s = int(round(s))
-    return f"{s} s" if s < 60 else f"{s // 60}m {s % 60:02d}s"
-
-
 def _headline(result: ValuationResult) -> tuple[str, str]:
     """(what, how it ran) in words, e.g. ("TMC-Shapley values of 30 points", "converged, ...")."""
     m = result.meta
@@ -433,7 +405,7 @@ def _headline(result: ValuationResult) -> tuple[str, str]:
     if isinstance(m.get("cache_hits"), int):
         how.append(f"{m['cache_hits']:,} cache hits")
     if "elapsed_s" in m:
-        how.append(_fmt_seconds(m.get("elapsed_s")))
+        how.append(format_duration(m.get("elapsed_s")))
     return what, ", ".join(h for h in how if h)
 
 

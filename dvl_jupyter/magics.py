@@ -21,19 +21,22 @@ from __future__ import annotations
 
 import ast
 import difflib
-import keyword
 from typing import Any
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
-from traitlets import Bool, Enum, Int, TraitError, Unicode, validate
+from traitlets import Any as AnyTrait
+from traitlets import Bool, Enum, TraitError, Unicode, validate
 from traitlets.config import Configurable
 
+from .config import RunConfig, check_output_name
 from .display import SHOW_CHOICES, mimebundle
-from .runner import BACKENDS, RunConfig, ValuationRunner
-from .valuation.cache import DEFAULT_CACHE_DIR
+from .runner import ValuationRunner
+from .valuation.cachedir import DEFAULT_CACHE_DIR, CacheDirectory
+from .valuation.ending import RunEnd
 from .valuation.exceptions import DvlError
+from .valuation.utils import plural
 
 __all__ = ["ShapleyMagics", "SETTINGS", "load", "unload"]
 
@@ -89,6 +92,14 @@ def _valuation_names() -> dict[str, Any]:
     return {name: getattr(valuation, name) for name in valuation.__all__}
 
 
+def _number(text: str) -> int | str:
+    """A line option's number; anything else goes on as text, for RunConfig's own message."""
+    try:
+        return int(text)
+    except ValueError:
+        return text
+
+
 def _did_you_mean(name: str, candidates: Any) -> str:
     close = difflib.get_close_matches(name, [c for c in candidates if isinstance(c, str)], n=1)
     return f"; did you mean {close[0]!r}?" if close else "."
@@ -126,15 +137,18 @@ class ShapleyMagics(Magics, Configurable):
     ``%config ShapleyMagics.jobs = 2``.
     """
 
-    jobs = Int(1, help="Parallel jobs (joblib n_jobs; -1 for all cores).").tag(config=True)
-    backend = Enum(BACKENDS, default_value="loky", help="joblib backend.").tag(config=True)
-    scheduler = Unicode(None, allow_none=True,
-                        help="Dask scheduler address for --backend dask (tcp://host:port); "
-                             "None: the notebook's current distributed.Client.").tag(config=True)
+    # The run's settings are checked by RunConfig's table (one rule, one message, whether set
+    # here, by a line option, in the panel or in plain Python), hence Any traits.
+    jobs = AnyTrait(1, help="Parallel jobs (joblib n_jobs; -1 for all cores).").tag(config=True)
+    backend = AnyTrait("loky", help="joblib backend: loky, threading, dask or ray."
+                       ).tag(config=True)
+    scheduler = AnyTrait(None, help="Dask scheduler address for --backend dask "
+                                    "(tcp://host:port); None: the notebook's current "
+                                    "distributed.Client.").tag(config=True)
     cache_dir = Unicode(DEFAULT_CACHE_DIR, allow_none=True,
                         help="Cache directory; empty or None for no cache.").tag(config=True)
-    seed = Int(None, allow_none=True, help="Seed of the permutations; None for a fresh one."
-               ).tag(config=True)
+    seed = AnyTrait(None, help="Seed of the permutations; None for a fresh one."
+                    ).tag(config=True)
     show = Enum(SHOW_CHOICES, default_value="auto",
                 help="What to display: auto (plot, grid, table), plot, grid, table or none."
                 ).tag(config=True)
@@ -148,24 +162,26 @@ class ShapleyMagics(Magics, Configurable):
         #: The runner of the last %%shapley run (e.g. to stop a background run).
         self.last_runner: ValuationRunner | None = None
 
-    @validate("jobs")
-    def _check_jobs(self, proposal: Any) -> int:
-        if proposal["value"] == 0 or proposal["value"] < -1:
-            raise TraitError(f"jobs must be a positive integer or -1; got {proposal['value']}.")
-        return int(proposal["value"])
+    @validate("jobs", "backend", "scheduler", "seed")
+    def _check_run_setting(self, proposal: Any) -> Any:
+        try:
+            return RunConfig.check(proposal["trait"].name, proposal["value"])
+        except DvlError as exc:
+            raise TraitError(str(exc)) from None
 
     # -- %%shapley / %shapley ----------------------------------------------------------------
     @magic_arguments()
     @argument("names", nargs="*", metavar="MODEL TRAIN TEST",
               help="line form only: the notebook's model, training and test data")
     @argument("-o", "--out", metavar="NAME", help="variable that receives the ValuationResult")
-    @argument("-j", "--jobs", type=int, metavar="N", help="parallel jobs (default: %%config)")
-    @argument("--backend", choices=BACKENDS, help="joblib backend")
+    @argument("-j", "--jobs", type=_number, metavar="N",
+              help="parallel jobs, -1 for all cores (default: %%config)")
+    @argument("--backend", metavar="NAME", help="joblib backend: loky, threading, dask, ray")
     @argument("--scheduler", metavar="ADDRESS",
               help="dask scheduler, e.g. tcp://10.0.0.5:8786 (with --backend dask)")
     @argument("--cache", metavar="DIR", help="cache directory (default: .dvl_cache)")
     @argument("--no-cache", action="store_true", help="compute everything, store nothing")
-    @argument("--seed", type=int, metavar="N", help="seed of the permutations")
+    @argument("--seed", type=_number, metavar="N", help="seed of the permutations")
     @argument("--no-progress", action="store_true", help="no live progress")
     @argument("--show", choices=SHOW_CHOICES, help="what to display when done")
     @argument("--batched", choices=tuple(BATCHED), help="the fast path: auto, on or off")
@@ -220,8 +236,8 @@ class ShapleyMagics(Magics, Configurable):
             raise UsageError(f"%{name}: {message} (%{name}? lists the options)") from None
 
     def _config(self, args: Any, cell: str | None) -> RunConfig:
-        if args.out is not None and (not args.out.isidentifier() or keyword.iskeyword(args.out)):
-            raise _UserError(f"-o needs a Python variable name; got {args.out!r}.")
+        if args.out is not None:
+            check_output_name(args.out)
         if cell is None:
             settings = self._line_settings(args.names)
         else:
@@ -235,7 +251,7 @@ class ShapleyMagics(Magics, Configurable):
         return RunConfig(
             **settings,
             jobs=args.jobs if args.jobs is not None else self.jobs,
-            backend=args.backend or self.backend,
+            backend=args.backend if args.backend is not None else self.backend,
             scheduler=args.scheduler or self.scheduler,
             cache=None if args.no_cache or not cache else cache,
             seed=args.seed if args.seed is not None else self.seed,
@@ -330,7 +346,7 @@ class ShapleyMagics(Magics, Configurable):
         if result is None:  # interrupted before the first value
             raise RunInterrupted("run interrupted before it started; nothing to keep.")
         self._deliver(result, args.out, show)
-        if result.meta.get("ended") == "interrupted":
+        if RunEnd.parse(result.meta.get("ended")) is RunEnd.INTERRUPTED:
             where = f"in {args.out!r}" if args.out else "not stored (use -o NAME)"
             kept = " and the cache keeps every evaluation" if config.cache is not None else ""
             raise RunInterrupted(
@@ -385,27 +401,24 @@ class ShapleyMagics(Magics, Configurable):
         """Show the cache and its past runs, reload a run's result, or clear it all."""
         from IPython.display import display
 
-        from .valuation.runs import RunStore
-
         args = self._parse(self.shapley_cache, line)
-        directory = args.cache or self.cache_dir or DEFAULT_CACHE_DIR
+        directory = CacheDirectory(args.cache or self.cache_dir or DEFAULT_CACHE_DIR)
         try:
             if args.action == "show":
-                display(CacheReport.read(directory))
+                display(directory.report())
             elif args.action == "load":
                 if not args.run_id or not args.out:
                     raise UsageError(
                         "usage: %shapley_cache load RUN_ID -o NAME (%shapley_cache lists the runs)"
                     )
-                if not args.out.isidentifier() or keyword.iskeyword(args.out):
-                    raise UsageError(f"-o needs a Python variable name; got {args.out!r}.")
-                result = RunStore(directory).load_result(args.run_id)
+                check_output_name(args.out)
+                result = directory.runs.load_result(args.run_id)
                 self.shell.user_ns[args.out] = result
                 print(f"Loaded run {args.run_id} ({len(result)} points) into `{args.out}`.")
             else:
-                values, runs = _clear(directory)
-                print(f"Cleared {directory}: {_count(values, 'cached value')} and "
-                      f"{_count(runs, 'run')} removed.")
+                values, runs = directory.clear()
+                print(f"Cleared {directory.path}: {plural(values, 'cached value')} and "
+                      f"{plural(runs, 'run')} removed.")
         except (DvlError, OSError) as exc:
             if self.debug:
                 raise
@@ -415,13 +428,9 @@ class ShapleyMagics(Magics, Configurable):
     @line_magic
     def shapley_panel(self, line: str) -> Any:
         """Open the widget panel over the notebook's variables (``dvl_jupyter.panel()``)."""
-        import dvl_jupyter
+        from .widget_panel import ShapleyPanel
 
-        try:
-            panel = dvl_jupyter.panel
-        except ImportError as exc:
-            raise UsageError(f"the panel is not available: {exc}") from None
-        return panel(self.shell.user_ns)
+        return ShapleyPanel(self.shell.user_ns)
 
 
 def _body_line(exc: BaseException) -> int | str:
@@ -450,111 +459,6 @@ def _close(view: Any) -> None:
     close = getattr(view, "close", None)
     if callable(close):
         close()
-
-
-def _clear(directory: str) -> tuple[int, int]:
-    """Remove every cached value and run record under ``directory``."""
-    from pathlib import Path
-
-    from .valuation.cache import UtilityCache
-    from .valuation.runs import RunStore
-
-    if not Path(directory).expanduser().is_dir():
-        return 0, 0
-    with UtilityCache(directory) as cache:
-        values = cache.clear()
-    return values, RunStore(directory).clear()
-
-
-class CacheReport:
-    """What ``%shapley_cache`` shows: the directory, its size and the runs recorded there."""
-
-    def __init__(self, directory: str, exists: bool, entries: int, size: int,
-                 runs: list[dict[str, Any]]) -> None:
-        self.directory = directory
-        self.exists = exists
-        self.entries = entries
-        self.size = size
-        self.runs = runs
-
-    @classmethod
-    def read(cls, directory: str) -> CacheReport:
-        """Read the cache without creating it: showing must not leave a directory behind."""
-        from pathlib import Path
-
-        from .valuation.cache import UtilityCache
-        from .valuation.runs import RunStore
-
-        path = Path(directory).expanduser().absolute()
-        if not path.is_dir():
-            return cls(str(path), False, 0, 0, [])
-        with UtilityCache(path) as cache:
-            entries, size = len(cache), cache.volume()
-        size += sum(p.stat().st_size for p in (path / "runs").glob("*") if p.is_file())
-        return cls(str(path), True, entries, size, RunStore(path).list_runs())
-
-    def rows(self) -> list[list[str]]:
-        """One row per run: id, start, end, status, model, points, stopping, seed, counts."""
-        out = []
-        for run in self.runs:
-            s = run.get("settings") or {}
-            out.append([str(v) for v in (
-                run.get("run_id"), _when(run.get("started")), _when(run.get("finished")),
-                (run.get("stats") or {}).get("ended") or run.get("status"), s.get("model"),
-                run.get("n_points", s.get("n_train")),
-                s.get("stopping"), run.get("seed"), run.get("evaluations"),
-                run.get("cache_hits"))])
-        return out
-
-    HEAD = ("run id", "started (UTC)", "finished (UTC)", "ended", "model", "points",
-            "stopping", "seed", "evaluations", "cache hits")
-
-    def _summary(self) -> str:
-        if not self.exists:
-            return f"No cache yet at {self.directory}."
-        return (f"Cache at {self.directory}: {_size(self.size)}, "
-                f"{_count(self.entries, 'cached value')}, {_count(len(self.runs), 'run')}.")
-
-    def __repr__(self) -> str:
-        lines = [self._summary()]
-        if self.runs:
-            rows = [list(self.HEAD), *self.rows()]
-            widths = [max(len(r[i]) for r in rows) for i in range(len(self.HEAD))]
-            lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
-                      for r in rows]
-            lines.append("Reload one with %shapley_cache load RUN_ID -o NAME.")
-        return "\n".join(lines)
-
-    def _repr_html_(self) -> str:
-        import html
-
-        esc = html.escape
-        parts = [f"<p>{esc(self._summary())}</p>"]
-        if self.runs:
-            head = "".join(f"<th>{esc(h)}</th>" for h in self.HEAD)
-            parts.append(f'<table style="font-size:90%"><thead><tr>{head}</tr></thead><tbody>')
-            for row in self.rows():
-                parts.append("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>")
-            parts.append("</tbody></table><p>Reload one with "
-                         "<code>%shapley_cache load RUN_ID -o NAME</code>.</p>")
-        return "".join(parts)
-
-
-def _count(n: int, what: str) -> str:
-    return f"{n:,} {what}{'' if n == 1 else 's'}"
-
-
-def _size(n: float) -> str:
-    for unit in ("bytes", "KB", "MB"):
-        if n < 1024:
-            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} GB"
-
-
-def _when(iso: Any) -> str:
-    """``2026-01-02T03:04:05+00:00`` as ``2026-01-02 03:04:05``; ``-`` when unknown."""
-    return str(iso).replace("T", " ").split("+")[0] if iso else "-"
 
 
 def load(ip: Any) -> ShapleyMagics:

@@ -27,6 +27,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from dvl_jupyter.valuation.callbacks import RunStats, TqdmProgress, ValuationCallback
+from dvl_jupyter.valuation.ending import RunEnd
+from dvl_jupyter.valuation.utils import format_duration
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -37,19 +39,9 @@ if TYPE_CHECKING:
 __all__ = [
     "ProgressView",
     "TextProgress",
-    "format_seconds",
     "has_widget_frontend",
     "progress_callback",
 ]
-
-#: How a run ended (``result.meta["ended"]``) -> (status text, progress bar style).
-_ENDINGS: dict[str, tuple[str, str]] = {
-    "done": ("Done", "success"),
-    "time limit": ("Done: time limit reached", "success"),
-    "stopped": ("Stopped: partial result kept", "warning"),
-    "interrupted": ("Interrupted: partial result kept", "warning"),
-    "error": ("Failed: the run raised an error", "danger"),
-}
 
 #: Order and captions of the counters shown under the bar.
 _FIELDS: tuple[tuple[str, str], ...] = (
@@ -83,18 +75,6 @@ def has_widget_frontend() -> bool:
     return True
 
 
-def format_seconds(seconds: float | None) -> str:
-    """``75.2 -> "1m 15s"``; None (not yet known) -> ``"?"``. Short enough for a status line."""
-    if seconds is None or not np.isfinite(seconds):
-        return "?"
-    s = max(0, int(round(seconds)))
-    if s < 60:
-        return f"{s}s"
-    if s < 3600:
-        return f"{s // 60}m {s % 60:02d}s"
-    return f"{s // 3600}h {s % 3600 // 60:02d}m"
-
-
 def _stat_texts(stats: RunStats) -> dict[str, str]:
     """The text of every counter, computed in one place so tests can compare against it."""
     return {
@@ -103,8 +83,8 @@ def _stat_texts(stats: RunStats) -> dict[str, str]:
         "cache_hits": f"{stats.cache_hits:,}",
         "failed_fits": f"{stats.failed_fits:,}",
         "permutations": f"{stats.permutations:,}",
-        "elapsed": format_seconds(stats.elapsed),
-        "remaining": format_seconds(stats.remaining()),
+        "elapsed": format_duration(stats.elapsed),
+        "remaining": format_duration(stats.remaining()),
     }
 
 
@@ -252,11 +232,11 @@ class ProgressView(ValuationCallback):
     def on_finish(self, result: ValuationResult, stats: RunStats) -> None:
         self._render_text(stats)
         self._render_chart(result)
-        ended = str(result.meta.get("ended", "done"))
-        text, style = _ENDINGS.get(ended, (ended, "info"))
+        end = RunEnd.parse(result.meta.get("ended")) or RunEnd.DONE
+        ended, text, style = end.value, end.status_text, end.style
         summary = (f"{stats.permutations:,} permutations, "
                    f"{stats.evaluations + stats.cache_hits:,} evaluations "
-                   f"in {format_seconds(stats.elapsed)}")
+                   f"in {format_duration(stats.elapsed)}")
         if stats.failed_fits:
             summary += f"; {stats.failed_fits:,} fits failed and scored the default"
         with self._lock:

@@ -1,9 +1,10 @@
 """One runner between the engine and every notebook front end.
 
 The ``%%shapley`` magic, the widget panel and the demo all describe a run as a
-:class:`RunConfig` and hand it to :class:`ValuationRunner`, which builds the scorer and
-utility, applies the joblib configuration, records the run in the cache's run store, and runs
-``TMCShapleyValuation`` in the foreground or in a background thread. Front ends follow it
+:class:`~dvl_jupyter.config.RunConfig` and hand it to :class:`ValuationRunner`, which checks
+it, builds the scorer and utility, opens the cache directory, applies the joblib
+configuration, records the run, and runs the valuation in the foreground or in a background
+thread. Front ends follow it
 through :class:`~dvl_jupyter.valuation.callbacks.ValuationCallback` hooks and never touch the
 engine themselves. Nothing here imports IPython or ipywidgets.
 """
@@ -13,75 +14,23 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
+from .config import RunConfig
 from .valuation import (
-    MinUpdates,
     ModelUtility,
-    RelativeTruncation,
     SkorchSupervisedScorer,
-    StoppingCriterion,
     SupervisedScorer,
     TMCShapleyValuation,
-    TruncationPolicy,
     ValuationCallback,
     ValuationResult,
 )
-from .valuation.dataset import Dataset, as_dataset
-from .valuation.exceptions import DvlTypeError, DvlValueError, describe_value
-from .valuation.stopping import check_stopping_criterion
+from .valuation.cachedir import CacheDirectory
+from .valuation.dataset import as_dataset
+from .valuation.exceptions import DvlValueError
+from .valuation.utils import is_skorch_net
 
-__all__ = ["RunConfig", "ValuationRunner", "BACKENDS"]
-
-BACKENDS = ("loky", "threading", "dask", "ray")
-
-
-def _is_skorch(model: Any) -> bool:
-    try:
-        from skorch import NeuralNet
-    except ImportError:  # pragma: no cover
-        return False
-    return isinstance(model, NeuralNet)
-
-
-@dataclass
-class RunConfig:
-    """Everything a run needs; defaults are the reference notebook's settings."""
-
-    model: Any = None
-    train: Dataset | tuple[Any, Any] | None = None
-    test: Dataset | tuple[Any, Any] | None = None
-    scoring: Any = "accuracy"
-    default: float = 0.0
-    range: tuple[float, float] | None = None
-    truncation: TruncationPolicy | None = field(
-        default_factory=lambda: RelativeTruncation(rtol=0.05, burn_in_fraction=0.3)
-    )
-    stopping: StoppingCriterion = field(default_factory=lambda: MinUpdates(100))
-    jobs: int = 1
-    backend: str = "loky"
-    cache: str | Path | None = ".dvl_cache"
-    seed: int | None = None
-    batched: bool | str = "auto"
-    scheduler: str | None = None  # dask: address of a scheduler, e.g. tcp://10.0.0.5:8786
-    utility: Any = None  # a ready utility replaces model/test/scoring
-
-    def settings(self) -> dict[str, Any]:
-        """A JSON-able summary for run manifests and the result's metadata."""
-        return {
-            "model": type(self.model).__name__ if self.model is not None else None,
-            "scoring": self.scoring if isinstance(self.scoring, str) else repr(self.scoring),
-            "truncation": repr(self.truncation),
-            "stopping": str(self.stopping),
-            "jobs": self.jobs,
-            "backend": self.backend,
-            "scheduler": self.scheduler,
-            "seed": self.seed,
-            "batched": self.batched,
-            "n_train": len(as_dataset(self.train, "train")) if self.train is not None else None,
-        }
+__all__ = ["RunConfig", "ValuationRunner"]
 
 
 class ValuationRunner:
@@ -105,26 +54,22 @@ class ValuationRunner:
         self.error: BaseException | None = None
         self.run_id: str | None = None
         self._thread: threading.Thread | None = None
+        self.cache: CacheDirectory | None = None
 
     # -- building ------------------------------------------------------------------------------
     def build_utility(self) -> Any:
         c = self.config
         if c.utility is not None:
             return c.utility
-        if c.model is None:
-            raise DvlValueError("No model: set `model = <your estimator>` (or pass utility=...).")
-        if c.test is None:
-            raise DvlValueError("No test data: set `test = <Dataset or (x, y)>` to score on.")
         test = as_dataset(c.test, "test")
-        scorer_cls = SkorchSupervisedScorer if _is_skorch(c.model) else SupervisedScorer
         kwargs: dict[str, Any] = {"default": c.default}
         if c.range is not None:
             kwargs["range"] = c.range
-        if scorer_cls is SkorchSupervisedScorer:
+        if is_skorch_net(c.model):
             scorer = SkorchSupervisedScorer(c.model, test_data=test, scoring=c.scoring, **kwargs)
         else:
             scorer = SupervisedScorer(c.scoring, test, **kwargs)
-        return ModelUtility(c.model, scorer, cache=c.cache)
+        return ModelUtility(c.model, scorer, cache=self.cache)
 
     def build(self) -> TMCShapleyValuation:
         """Check the configuration and build the valuation, in the calling thread.
@@ -132,28 +77,10 @@ class ValuationRunner:
         Everything that can be checked before fitting is checked here, so a background run
         (``start()``) reports bad input at once instead of from its thread.
         """
-        c = self.config
-        if c.train is None:
-            raise DvlValueError("No training data: set `train = <Dataset or (x, y)>`.")
-        as_dataset(c.train, "train")
-        try:
-            check_stopping_criterion(c.stopping, "stopping")
-        except TypeError as exc:  # the stopping module's own TypeError, as one of ours
-            raise DvlTypeError(str(exc)) from None
-        if c.truncation is not None and not isinstance(c.truncation, TruncationPolicy):
-            raise DvlTypeError(
-                "truncation must be None, NoTruncation(), FixedTruncation(fraction) or "
-                f"RelativeTruncation(rtol, burn_in_fraction); got {describe_value(c.truncation)}."
-            )
-        if c.backend not in BACKENDS:
-            raise DvlValueError(
-                f"backend must be one of {', '.join(BACKENDS)}; got {c.backend!r}."
-            )
-        if isinstance(c.jobs, bool) or not isinstance(c.jobs, int) or c.jobs == 0:
-            raise DvlValueError(f"jobs must be a positive integer (or -1 for all cores); "
-                                f"got {c.jobs!r}.")
+        c = self.config.validate()
+        self.cache = CacheDirectory.open(c.cache)
         utility = self.build_utility()
-        if hasattr(utility, "validate"):
+        if isinstance(utility, ModelUtility):
             utility.validate()
         self.valuation = TMCShapleyValuation(
             utility,
@@ -163,26 +90,23 @@ class ValuationRunner:
             batched=c.batched,
             callbacks=self.callbacks,
         )
+        self.valuation.validate()
         return self.valuation
 
     # -- running -------------------------------------------------------------------------------
-    def _record_start(self) -> Any:
-        if self.config.cache is None:
-            return None
+    def _record_start(self) -> bool:
+        """Record the run in the cache directory; False when there is none or it failed."""
+        if self.cache is None:
+            return False
         try:
-            from .valuation.runs import RunStore
-        except ImportError:
-            from .valuation.cache import RunStore  # type: ignore[no-redef]
-        try:
-            store = RunStore(self.config.cache)
-            self.run_id = store.start(self.config.settings(), self.config.seed)
-            return store
+            self.run_id = self.cache.runs.start(self.config.settings(), self.config.seed)
+            return True
         except Exception as exc:  # noqa: BLE001 - bookkeeping must never stop a run
             import warnings
 
-            warnings.warn(f"could not record the run in {self.config.cache}: {exc}",
+            warnings.warn(f"could not record the run in {self.cache.path}: {exc}",
                           stacklevel=3)
-            return None
+            return False
 
     @contextlib.contextmanager
     def _parallel(self) -> Iterator[None]:
@@ -224,7 +148,7 @@ class ValuationRunner:
         """Run in the calling thread; returns the (possibly partial) result."""
         valuation = self.valuation or self.build()
         train = as_dataset(self.config.train, "train")
-        store = self._record_start()
+        recorded = self._record_start()
         try:
             with self._parallel():
                 valuation.fit(train)
@@ -242,12 +166,12 @@ class ValuationRunner:
                 self.result.meta["run_id"] = self.run_id
                 self.result.meta["settings"] = self.config.settings()
                 self.result.display_data = train
-            if store is not None:  # a failed run is recorded as failed, not left "running"
+            if recorded:  # a failed run is recorded as failed, not left "running"
                 try:
                     stats = valuation.stats.as_dict() if valuation.stats is not None else {}
                     if self.result is not None:  # done, stopped, interrupted, for the listing
                         stats["ended"] = self.result.meta.get("ended")
-                    store.finish(self.run_id, self.result, stats)
+                    self.cache.runs.finish(self.run_id, self.result, stats)
                 except Exception as exc:  # noqa: BLE001
                     import warnings
 

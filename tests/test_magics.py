@@ -254,7 +254,7 @@ def test_debug_shows_the_full_traceback(ip, magics, cache, how):
     if how == "config":
         run(ip, "%config ShapleyMagics.debug = True")
     res, cap = run(ip, f"%%shapley -o r {flag}\nmodel = model\ntrain, test = [1, 2], test")
-    assert type(res.error_in_exec) is DvlTypeError
+    assert isinstance(res.error_in_exec, DvlTypeError)
     assert "Traceback" in cap.stdout + cap.stderr or len(shown(cap)) > 2
 
 
@@ -283,21 +283,21 @@ def test_shapley_cache_shows_loads_and_clears(ip, cache):
 
 
 def test_shapley_panel_opens_the_panel_over_the_user_namespace(ip, monkeypatch):
-    import dvl_jupyter.panel as panel_module
+    import dvl_jupyter.widget_panel as panel_module
 
     seen = {}
-    monkeypatch.setattr(panel_module, "panel", lambda namespace=None: seen.setdefault(
+    monkeypatch.setattr(panel_module, "ShapleyPanel", lambda namespace=None: seen.setdefault(
         "ns", namespace))
     run(ip, "%shapley_panel")
     assert seen["ns"] is ip.user_ns
 
 
-def test_panel_is_both_callable_and_the_module():
-    import dvl_jupyter.panel as module
+def test_panel_is_a_function_of_the_package_and_its_module_is_widget_panel():
+    import dvl_jupyter.widget_panel as module
     from dvl_jupyter import panel
 
-    assert panel is module is dvl_jupyter.panel
-    assert callable(dvl_jupyter.panel) and hasattr(module, "ShapleyPanel")
+    assert panel is dvl_jupyter.panel and callable(panel)
+    assert isinstance(panel({}), module.ShapleyPanel)
 
 
 def test_valuation_names_are_there_without_import(ip, cache):

@@ -9,7 +9,7 @@ import pytest
 from sklearn.dummy import DummyClassifier
 from sklearn.linear_model import LogisticRegression
 
-from dvl_jupyter.panel import ShapleyPanel, find_datasets, find_estimators, panel
+from dvl_jupyter.widget_panel import ShapleyPanel, find_datasets, find_estimators, panel
 from dvl_jupyter.valuation import Dataset
 
 N_TRAIN = 8
@@ -157,8 +157,8 @@ class _Broken(DummyClassifier):
 @pytest.mark.parametrize(
     ("setup", "message"),
     [
-        (lambda p: setattr(p.seed, "value", "abc"), "seed must be a whole number"),
-        (lambda p: setattr(p.jobs, "value", 0), "jobs must be a positive number"),
+        (lambda p: setattr(p.seed, "value", "abc"), "seed must be None or an integer >= 0"),
+        (lambda p: setattr(p.jobs, "value", 0), "jobs must be a positive integer or -1"),
         (lambda p: setattr(p.out_name, "value", "my result"), "must be a Python variable"),
         (lambda p: setattr(p.scoring, "value", "acuracy"), "Did you mean 'accuracy'"),
         (lambda p: p.namespace.pop("clf"), "'clf' is no longer defined; press Refresh"),

@@ -9,12 +9,12 @@ import pytest
 from dvl_jupyter.progress import (
     ProgressView,
     TextProgress,
-    format_seconds,
     has_widget_frontend,
     progress_callback,
 )
 from dvl_jupyter.runner import RunConfig, ValuationRunner
 from dvl_jupyter.valuation import MinUpdates, RunStats, ValuationCallback, ValuationResult
+from dvl_jupyter.valuation.utils import format_duration
 
 
 class FakeClock:
@@ -131,8 +131,8 @@ def test_remaining_time_is_unknown_before_any_completion():
     [(None, "?"), (float("inf"), "?"), (0.4, "0s"), (59.4, "59s"), (75, "1m 15s"),
      (3600 + 120, "1h 02m")],
 )
-def test_format_seconds(seconds, text):
-    assert format_seconds(seconds) == text
+def test_format_duration(seconds, text):
+    assert format_duration(seconds) == text
 
 
 def test_stop_button_calls_runner_stop_once_and_says_so():

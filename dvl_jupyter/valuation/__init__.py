@@ -5,9 +5,19 @@ code written for pyDVL runs with only its imports changed. Nothing here imports 
 ipywidgets; the notebook side lives one package up.
 """
 
+from .cachedir import CacheDirectory
 from .callbacks import RunStats, TqdmProgress, ValuationCallback
 from .dataset import Dataset
-from .exceptions import DvlError, DvlTypeError, DvlValueError, FastPathUnsupported
+from .driver import FailedFitsWarning
+from .ending import RunEnd
+from .exceptions import (
+    DvlError,
+    DvlParameterError,
+    DvlTypeError,
+    DvlValueError,
+    FastPathUnsupported,
+)
+from .methods import TMCShapleyValuation, UtilityValuation, ValuationMethod
 from .result import Status, ValuationResult
 from .samplers import PermutationSampler
 from .scorers import Scorer, SkorchSupervisedScorer, SupervisedScorer
@@ -21,14 +31,15 @@ from .stopping import (
     RankCorrelation,
     StoppingCriterion,
 )
-from .tmc import FailedFitsWarning, TMCShapleyValuation
 from .truncation import FixedTruncation, NoTruncation, RelativeTruncation, TruncationPolicy
-from .utility import FunctionUtility, ModelUtility
+from .utility import FunctionUtility, ModelUtility, Utility
 
 __all__ = [
     "AbsoluteStandardError",
+    "CacheDirectory",
     "Dataset",
     "DvlError",
+    "DvlParameterError",
     "DvlTypeError",
     "DvlValueError",
     "FailedFitsWarning",
@@ -45,6 +56,7 @@ __all__ = [
     "PermutationSampler",
     "RankCorrelation",
     "RelativeTruncation",
+    "RunEnd",
     "RunStats",
     "Scorer",
     "SkorchSupervisedScorer",
@@ -54,6 +66,9 @@ __all__ = [
     "TMCShapleyValuation",
     "TqdmProgress",
     "TruncationPolicy",
+    "Utility",
+    "UtilityValuation",
     "ValuationCallback",
+    "ValuationMethod",
     "ValuationResult",
 ]

@@ -46,6 +46,7 @@ import numpy as np
 from diskcache.core import MODE_RAW, UNKNOWN
 
 from .exceptions import DvlTypeError, DvlValueError, describe_value
+from .utils import format_bytes
 
 __all__ = [
     "DEFAULT_CACHE_DIR",
@@ -53,7 +54,6 @@ __all__ = [
     "UnsafeCacheRow",
     "SafeDisk",
     "UtilityCache",
-    "open_cache",
     "cache_key",
 ]
 
@@ -164,14 +164,6 @@ def cache_key(fingerprint: str, subset: Any) -> str:
     h.update(b"\0")
     h.update(np.sort(a.astype("<i8")).tobytes())
     return h.hexdigest()
-
-
-def _format_bytes(n: float) -> str:
-    for unit in ("bytes", "KB", "MB", "GB"):
-        if n < 1024 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} GB"  # pragma: no cover
 
 
 def _is_corruption(exc: BaseException) -> bool:
@@ -433,8 +425,8 @@ class UtilityCache:
         if not self._full_warned:
             self._full_warned = True
             warnings.warn(
-                f"dvl_jupyter cache at {self._directory} is full ({_format_bytes(volume)}, "
-                f"limit {_format_bytes(self.size_limit)}); new evaluations are not cached, and "
+                f"dvl_jupyter cache at {self._directory} is full ({format_bytes(volume)}, "
+                f"limit {format_bytes(self.size_limit)}); new evaluations are not cached, and "
                 "nothing cached is removed. Raise the limit with "
                 "UtilityCache(directory, size_limit=...) or clear it with %shapley_cache clear.",
                 CacheWarning,
@@ -532,20 +524,3 @@ class UtilityCache:
     def __repr__(self) -> str:
         state = "" if self.enabled else ", disabled"
         return f"UtilityCache({str(self._directory)!r}, size_limit={self.size_limit}{state})"
-
-
-def open_cache(spec: Any) -> UtilityCache | None:
-    """The cache a setting names: None (no cache), a directory (str or Path), or a cache.
-
-    One obvious way for the magic, the panel and plain Python to pass a cache around.
-    """
-    if spec is None:
-        return None
-    if isinstance(spec, UtilityCache):
-        return spec
-    if isinstance(spec, (str, os.PathLike)) and not isinstance(spec, bytes):
-        return UtilityCache(spec)
-    raise DvlTypeError(
-        f"cache must be None (no cache), a directory (str or Path) or a UtilityCache; got "
-        f"{describe_value(spec)}. Use e.g. cache='{DEFAULT_CACHE_DIR}'."
-    )

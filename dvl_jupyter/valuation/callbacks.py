@@ -24,7 +24,8 @@ class RunStats:
     permutations: int = 0  # permutations merged into the result
     completion: float = 0.0  # the stopping criterion's own completion in [0, 1]
     started: float = field(default_factory=time.monotonic)
-    path: str = ""
+    path: str = ""  # how models are trained, and why (the evaluator's note)
+    stage: str = ""  # what the run is doing now: "checking the fast path", "running"...
 
     @property
     def elapsed(self) -> float:
@@ -58,7 +59,11 @@ class ValuationCallback:
     """No-op hooks; override what you need. All run in the driver's thread."""
 
     def on_start(self, valuation: Any, stats: RunStats) -> None:
-        """Before the first evaluation."""
+        """Before anything else: the run exists, nothing has been evaluated."""
+
+    def on_stage(self, stats: RunStats) -> None:
+        """The run moved to another stage (``stats.stage``): starting workers, checking the
+        fast path, evaluating the full set, running; also when ``stats.path`` changed."""
 
     def on_evaluations(self, stats: RunStats) -> None:
         """After each group of utility evaluations came back (often several per second)."""
@@ -99,6 +104,9 @@ class TqdmProgress(ValuationCallback):
             done=f"{stats.completion:.0%}", hits=stats.cache_hits, refresh=False
         )
         self._bar.refresh()
+
+    def on_stage(self, stats: RunStats) -> None:
+        self._refresh(stats)
 
     def on_evaluations(self, stats: RunStats) -> None:
         self._refresh(stats)

@@ -5,6 +5,7 @@ Hierarchy::
     DvlError                      root of everything we raise on purpose
     ├── DvlValueError(ValueError) an argument has a value we cannot use
     ├── DvlTypeError(TypeError)   an argument has a type we cannot use
+    │   └── DvlParameterError     a setting breaks its constraint table (also a DvlValueError)
     └── FastPathUnsupported       ``batched=True`` was asked for a net the fast path cannot train
 
 Engine errors subclass the builtin ``ValueError``/``TypeError`` so that code written against
@@ -14,7 +15,14 @@ pyDVL or scikit-learn (``except ValueError``) keeps working; the notebook side t
 
 from __future__ import annotations
 
-__all__ = ["DvlError", "DvlValueError", "DvlTypeError", "FastPathUnsupported"]
+__all__ = [
+    "DvlError",
+    "DvlValueError",
+    "DvlTypeError",
+    "DvlParameterError",
+    "FastPathUnsupported",
+    "describe_value",
+]
 
 
 class DvlError(Exception):
@@ -27,6 +35,14 @@ class DvlValueError(DvlError, ValueError):
 
 class DvlTypeError(DvlError, TypeError):
     """An argument has a type the engine cannot use; the message names it and the fix."""
+
+
+class DvlParameterError(DvlValueError, DvlTypeError):
+    """A setting breaks its constraint table (:mod:`~dvl_jupyter.valuation.params`).
+
+    Both a ``ValueError`` and a ``TypeError``, as scikit-learn's ``InvalidParameterError``:
+    whether ``jobs="two"`` is a wrong type or a wrong value is not worth a caller's ``except``.
+    """
 
 
 class FastPathUnsupported(DvlError, ValueError):

@@ -4,31 +4,37 @@ Everything runs from the driver: it looks subsets up in the cache, sends only th
 workers of whatever ``joblib.parallel_config`` says (loky by default; dask or ray beyond one
 machine), writes the new values back in one transaction, and counts. Workers never touch the
 cache, so evaluations done on remote machines are stored too.
+
+When the fast path reports that it could not train a chunk (``batch.fallback``, under
+``batched="auto"``), the evaluator is replaced by one-by-one fits for the rest of the run,
+the chunk is computed again, and ``on_fallback`` tells the run why.
 """
 
 from __future__ import annotations
 
 import contextlib
-import sys
 import warnings
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from joblib import Parallel, delayed, effective_n_jobs
 
 from .callbacks import RunStats
-from .utility import EvaluationBatch
+from .evaluators import EvaluationBatch, Evaluator
+from .path_choice import fallback_evaluator
+from .utils import torch_threads
+
+if TYPE_CHECKING:
+    from .cache import UtilityCache
 
 __all__ = ["SubsetEvaluator"]
 
 
-def _evaluate_in_worker(utility: Any, subsets: list[np.ndarray]) -> EvaluationBatch:
+def _evaluate_in_worker(evaluator: Evaluator, subsets: list[np.ndarray]) -> EvaluationBatch:
     """Runs in a worker process: one torch thread per process (measured faster here)."""
-    torch = sys.modules.get("torch")
-    if torch is not None and torch.get_num_threads() != 1:
-        torch.set_num_threads(1)
-    return utility.evaluate_many(subsets)
+    with torch_threads(1):
+        return evaluator.evaluate_many(subsets)
 
 
 @contextlib.contextmanager
@@ -57,19 +63,27 @@ class SubsetEvaluator:
 
     def __init__(
         self,
-        utility: Any,
+        evaluator: Evaluator,
         stats: RunStats,
-        cache: Any = None,
+        cache: UtilityCache | None = None,
         on_progress: Callable[[], None] = lambda: None,
+        on_fallback: Callable[[str], None] = lambda path: None,
     ) -> None:
-        self.utility = utility
         self.stats = stats
         self.on_progress = on_progress
-        self.cache = cache
-        self._fp = utility.fingerprint() if self.cache is not None else None
+        self.on_fallback = on_fallback
+        self._cache = cache
+        self._use(evaluator)
         self._parallel: Parallel | None = None
         self.n_jobs = 1
         self.first_error: str | None = None
+
+    def _use(self, evaluator: Evaluator) -> None:
+        self.evaluator = evaluator
+        fp = evaluator.fingerprint() if self._cache is not None else None
+        # a utility without an identity (a plain function) is never cached
+        self.cache = self._cache if fp is not None else None
+        self._fp = fp
 
     def __enter__(self) -> SubsetEvaluator:
         probe = Parallel()
@@ -86,13 +100,19 @@ class SubsetEvaluator:
 
     def _chunks(self, subsets: list[np.ndarray]) -> list[list[np.ndarray]]:
         """One subset per task for one-by-one fits (progress per fit); K for the fast path."""
-        size = max(1, int(getattr(self.utility, "preferred_batch", 1)))
+        size = max(1, int(self.evaluator.batch_size))
         if size > 1 and self.n_jobs > 1:
             # Spread a step evenly over the workers rather than filling the first one.
             size = max(1, min(size, -(-len(subsets) // self.n_jobs)))
         return [subsets[i : i + size] for i in range(0, len(subsets), size)]
 
-    def _record(self, chunk: list[np.ndarray], batch: EvaluationBatch) -> None:
+    def _record(self, chunk: list[np.ndarray], batch: EvaluationBatch) -> bool:
+        """Store and count a chunk that came back; False when it must be computed again."""
+        if batch.fallback is not None:
+            if self.evaluator.batch_size > 1:  # the first failure of the run switches path
+                self._use(fallback_evaluator(self.evaluator, batch.fallback))
+                self.on_fallback(self.evaluator.path)
+            return False
         # Each chunk is stored as soon as it is back (one transaction), so an interrupt loses
         # at most the chunks still being computed.
         if self.cache is not None:
@@ -103,20 +123,29 @@ class SubsetEvaluator:
         if batch.first_error and self.first_error is None:
             self.first_error = batch.first_error
         self.on_progress()
+        return True
 
     def _compute(self, subsets: list[np.ndarray]) -> np.ndarray:
         chunks = self._chunks(subsets)
-        out: list[np.ndarray] = []
+        evaluator = self.evaluator
         if self._parallel is None:
-            for chunk in chunks:
-                batch = self.utility.evaluate_many(chunk)
-                self._record(chunk, batch)
-                out.append(batch.values)
+            batches = (evaluator.evaluate_many(chunk) for chunk in chunks)
         else:
-            jobs = (delayed(_evaluate_in_worker)(self.utility, chunk) for chunk in chunks)
-            for chunk, batch in zip(chunks, self._parallel(jobs), strict=True):
-                self._record(chunk, batch)
+            batches = self._parallel(
+                delayed(_evaluate_in_worker)(evaluator, chunk) for chunk in chunks)
+        out: list[np.ndarray] = []
+        redo: list[int] = []
+        for i, (chunk, batch) in enumerate(zip(chunks, batches, strict=True)):
+            if self._record(chunk, batch):
                 out.append(batch.values)
+            else:
+                out.append(np.full(len(chunk), np.nan))
+                redo.append(i)
+        if redo:  # the fast path gave up on these chunks: one fit at a time from now on
+            again = self._compute([s for i in redo for s in chunks[i]])
+            starts = np.cumsum([0] + [len(chunks[i]) for i in redo])
+            for k, i in enumerate(redo):
+                out[i] = again[starts[k]:starts[k + 1]]
         return np.concatenate(out) if out else np.empty(0)
 
     def __call__(self, subsets: Sequence[np.ndarray]) -> np.ndarray:

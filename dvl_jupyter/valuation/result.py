@@ -9,13 +9,14 @@ as if all their samples had been pooled, so runs can be split, resumed and combi
 The arrays are positional: position ``i`` of ``values``, ``variances``, ``counts``, ``indices``
 and ``names`` all describe the same data point, whatever sorting or slicing was applied.
 
-This module does no I/O; saving and loading live in :mod:`dvl_jupyter.valuation.result_io`.
+The file format (npz without pickle, and JSON) lives in :mod:`dvl_jupyter.valuation.result_io`.
 """
 
 from __future__ import annotations
 
 import copy
 import operator
+from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -28,7 +29,7 @@ if TYPE_CHECKING:
 
     import pandas as pd
 
-__all__ = ["Status", "ValuationResult", "SortKey"]
+__all__ = ["Status", "ValuationResult", "SortKey", "set_rich_display"]
 
 SortKey = Literal["value", "variance", "stderr", "count", "index", "name"]
 _SORT_KEYS: tuple[str, ...] = ("value", "variance", "stderr", "count", "index", "name")
@@ -696,27 +697,74 @@ class ValuationResult:
     ) -> dict[str, Any]:
         """Rich display in Jupyter (JSON for the labextension, PNG, HTML, text).
 
-        Delegated to :mod:`dvl_jupyter.display`, imported only when something displays a
-        result, so the engine itself never imports matplotlib or anything from Jupyter.
+        Drawn by the renderer registered with :func:`set_rich_display` (the notebook side's
+        :func:`dvl_jupyter.display.mimebundle`, registered when the package is imported), so
+        the engine itself never imports matplotlib or anything from Jupyter; without one, the
+        text.
         """
-        from dvl_jupyter.display import mimebundle
+        if _RICH_DISPLAY is None:
+            return {"text/plain": repr(self)}
+        return _RICH_DISPLAY(self, include=include, exclude=exclude)
 
-        return mimebundle(self, include=include, exclude=exclude)
+    # ------------------------------------------------------------------ I/O (the format: result_io)
 
-    # ------------------------------------------------------------------ I/O (delegated)
+    # The format is imported when used: the container itself does no I/O.
+    def _parts(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        from . import result_io
+
+        arrays = {"values": self._values, "variances": self._variances,
+                  "counts": self._counts, "indices": self._indices, "names": self._names}
+        return arrays, result_io.header(self._algorithm, self._status.value, self._meta)
+
+    @classmethod
+    def _from_parts(cls, arrays: dict[str, np.ndarray], head: dict[str, Any]
+                    ) -> ValuationResult:
+        from . import result_io
+
+        return cls(**{k: arrays[k] for k in result_io.ARRAYS},
+                   algorithm=head.get("algorithm", ""),
+                   status=_as_status(head.get("status", Status.Pending.value)),
+                   meta=head.get("meta") or {})
 
     def save(self, path: str | os.PathLike[str]) -> Path:
-        """Save to an ``.npz`` file without pickle; see :func:`result_io.save`."""
-        from dvl_jupyter.valuation import result_io
+        """Save to an ``.npz`` file that loads without pickle (:mod:`.result_io`).
 
-        return result_io.save(self, path)
+        Written to a temporary name and renamed, so an interrupted save leaves no half file;
+        ``path`` is used as given. Raises ``TypeError`` if ``meta`` is not JSON-able.
+        """
+        from . import result_io
+
+        return result_io.write(path, *self._parts())
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> ValuationResult:
-        """Load a result written by :meth:`save`; see :func:`result_io.load`."""
-        from dvl_jupyter.valuation import result_io
+        """Load a result written by :meth:`save`, refusing anything that would need pickle."""
+        from . import result_io
 
-        return result_io.load(path)
+        return cls._from_parts(*result_io.read(path))
+
+    def to_json_dict(self) -> dict[str, Any]:
+        """The result as plain JSON types (NaN as None), e.g. for a run manifest."""
+        from . import result_io
+
+        return result_io.to_json(*self._parts())
+
+    @classmethod
+    def from_json_dict(cls, d: dict[str, Any]) -> ValuationResult:
+        """Rebuild a result from :meth:`to_json_dict`'s output."""
+        from . import result_io
+
+        return cls._from_parts(*result_io.from_json(d))
+
+
+_RICH_DISPLAY: Callable[..., dict[str, Any]] | None = None
+
+
+def set_rich_display(render: Callable[..., dict[str, Any]] | None) -> None:
+    """Register how results display themselves: ``render(result, include=, exclude=)`` returns
+    a MIME bundle. The package root registers :func:`dvl_jupyter.display.mimebundle`."""
+    global _RICH_DISPLAY
+    _RICH_DISPLAY = render
 
 
 def _check_shape(name: str, arr: np.ndarray, n: int) -> None:

@@ -5,7 +5,12 @@ files are ``.npz`` archives of plain numeric and string arrays, read with
 ``allow_pickle=False``, plus a small JSON header (format version, algorithm, status, meta)
 stored as a ``uint8`` array of UTF-8 bytes. A file that holds an object array is refused.
 
-`to_json_dict` / `from_json_dict` give the same content as plain JSON types for run manifests.
+`to_json` / `from_json` give the same content as plain JSON types for run manifests.
+
+This module knows the format, not the class: it reads and writes arrays and a header, and
+:class:`~dvl_jupyter.valuation.result.ValuationResult` (``save``, ``load``, ``to_json_dict``,
+``from_json_dict``) turns them into a result and back. So the result imports its format, and
+the format never imports the result.
 """
 
 from __future__ import annotations
@@ -19,12 +24,11 @@ from typing import Any
 
 import numpy as np
 
-from dvl_jupyter.valuation.result import Status, ValuationResult, _as_status
-
-__all__ = ["save", "load", "to_json_dict", "from_json_dict", "FORMAT_VERSION"]
+__all__ = ["ARRAYS", "FORMAT_VERSION", "header", "write", "read", "to_json", "from_json"]
 
 FORMAT_VERSION = 1
-_ARRAYS = ("values", "variances", "counts", "indices", "names")
+#: The arrays of a result, in the order of its constructor.
+ARRAYS = ("values", "variances", "counts", "indices", "names")
 
 
 def _json_default(obj: Any) -> Any:
@@ -39,56 +43,36 @@ def _json_default(obj: Any) -> Any:
     )
 
 
-def _header(result: ValuationResult) -> dict[str, Any]:
+def header(algorithm: str, status: str, meta: dict[str, Any]) -> dict[str, Any]:
+    """The JSON header of a saved result: format, version, algorithm, status, meta."""
     return {
         "format": "dvl_jupyter.ValuationResult",
         "version": FORMAT_VERSION,
-        "algorithm": result.algorithm,
-        "status": result.status.value,
-        "meta": result.meta,
+        "algorithm": algorithm,
+        "status": status,
+        "meta": meta,
     }
 
 
-def save(result: ValuationResult, path: str | os.PathLike[str]) -> Path:
-    """Write ``result`` to ``path`` as an ``.npz`` archive that needs no pickle to read.
+def write(path: str | os.PathLike[str], arrays: dict[str, np.ndarray],
+          head: dict[str, Any]) -> Path:
+    """Write a result's ``arrays`` and header to ``path`` as an ``.npz`` needing no pickle.
 
     The file is written to a temporary name beside ``path`` and renamed over it, so an
     interrupted save never leaves a half-written file. ``path`` is used as given (no ``.npz``
-    suffix is added).
-
-    Parameters
-    ----------
-    result : ValuationResult
-    path : str or path-like
-
-    Returns
-    -------
-    pathlib.Path
-        The path written.
-
-    Raises
-    ------
-    TypeError
-        If ``result`` is not a `ValuationResult` or its meta is not JSON-able.
+    suffix is added). Raises ``TypeError`` if the meta is not JSON-able.
     """
-    if not isinstance(result, ValuationResult):
-        raise TypeError(f"result must be a ValuationResult; got {type(result).__name__}.")
     path = Path(path)
-    header = json.dumps(_header(result), default=_json_default).encode("utf-8")
-    arrays: dict[str, np.ndarray] = {
-        "values": np.asarray(result.values),
-        "variances": np.asarray(result.variances),
-        "counts": np.asarray(result.counts),
-        "indices": np.asarray(result.indices),
-        # An empty str array has dtype <U1, never object: safe without pickle.
-        "names": np.asarray(result.names, dtype=str),
-        "header": np.frombuffer(header, dtype=np.uint8),
-    }
+    encoded = json.dumps(head, default=_json_default).encode("utf-8")
+    out = {k: np.asarray(arrays[k]) for k in ARRAYS}
+    # An empty str array has dtype <U1, never object: safe without pickle.
+    out["names"] = np.asarray(arrays["names"], dtype=str)
+    out["header"] = np.frombuffer(encoded, dtype=np.uint8)
     # A fresh name opened with "x" (not mkstemp) so the file gets the usual umask permissions.
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
     try:
         with open(tmp, "xb") as f:
-            np.savez(f, allow_pickle=False, **arrays)
+            np.savez(f, allow_pickle=False, **out)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -96,8 +80,8 @@ def save(result: ValuationResult, path: str | os.PathLike[str]) -> Path:
     return path
 
 
-def load(path: str | os.PathLike[str]) -> ValuationResult:
-    """Read a result written by :func:`save`, refusing anything that would need pickle.
+def read(path: str | os.PathLike[str]) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Read what :func:`write` wrote, refusing anything that would need pickle.
 
     Raises
     ------
@@ -117,13 +101,13 @@ def load(path: str | os.PathLike[str]) -> ValuationResult:
         )
     try:
         with np.load(path, allow_pickle=False) as data:
-            missing = [k for k in (*_ARRAYS, "header") if k not in data.files]
+            missing = [k for k in (*ARRAYS, "header") if k not in data.files]
             if missing:
                 raise ValueError(
                     f"{path} is not a saved ValuationResult: missing {', '.join(missing)}. "
                     "Save results with ValuationResult.save(path)."
                 )
-            arrays = {k: data[k] for k in _ARRAYS}
+            arrays = {k: data[k] for k in ARRAYS}
             header_bytes = data["header"]
     except ValueError as e:
         if "allow_pickle" in str(e):
@@ -137,18 +121,9 @@ def load(path: str | os.PathLike[str]) -> ValuationResult:
 
     if header_bytes.dtype != np.uint8:
         raise ValueError(f"{path}: header must be uint8 bytes; got {header_bytes.dtype}.")
-    header = json.loads(header_bytes.tobytes().decode("utf-8"))
-    _check_version(header, str(path))
-    return ValuationResult(
-        values=arrays["values"],
-        variances=arrays["variances"],
-        counts=arrays["counts"],
-        indices=arrays["indices"],
-        names=arrays["names"],
-        algorithm=header.get("algorithm", ""),
-        status=_as_status(header.get("status", Status.Pending.value)),
-        meta=header.get("meta") or {},
-    )
+    head = json.loads(header_bytes.tobytes().decode("utf-8"))
+    _check_version(head, str(path))
+    return arrays, head
 
 
 def _check_version(header: dict[str, Any], where: str) -> None:
@@ -165,29 +140,27 @@ def _floats_to_json(a: np.ndarray) -> list[float | None]:
     return [float(v) if np.isfinite(v) else None for v in a]
 
 
-def to_json_dict(result: ValuationResult) -> dict[str, Any]:
-    """The result as plain JSON types (lists, str, int, float, None), e.g. for a run manifest.
+def to_json(arrays: dict[str, np.ndarray], head: dict[str, Any]) -> dict[str, Any]:
+    """A result's arrays and header as plain JSON types (lists, str, int, float, None).
 
     Non-finite values and variances become ``None`` (read back as NaN), since standard JSON has
     no NaN or infinity. Meta must be JSON-able; numpy scalars in it are converted.
     """
-    if not isinstance(result, ValuationResult):
-        raise TypeError(f"result must be a ValuationResult; got {type(result).__name__}.")
-    d = _header(result)
+    d = dict(head)
     # Round-trip meta through json so numpy scalars become plain types (and bad values fail now).
-    d["meta"] = json.loads(json.dumps(result.meta, default=_json_default))
+    d["meta"] = json.loads(json.dumps(head["meta"], default=_json_default))
     d.update(
-        indices=[int(i) for i in result.indices],
-        names=[str(s) for s in result.names],
-        values=_floats_to_json(result.values),
-        variances=_floats_to_json(result.variances),
-        counts=[int(c) for c in result.counts],
+        indices=[int(i) for i in arrays["indices"]],
+        names=[str(s) for s in arrays["names"]],
+        values=_floats_to_json(arrays["values"]),
+        variances=_floats_to_json(arrays["variances"]),
+        counts=[int(c) for c in arrays["counts"]],
     )
     return d
 
 
-def from_json_dict(d: dict[str, Any]) -> ValuationResult:
-    """Rebuild a result from :func:`to_json_dict`'s output.
+def from_json(d: dict[str, Any]) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Arrays and header back from :func:`to_json`'s output.
 
     Raises
     ------
@@ -196,7 +169,7 @@ def from_json_dict(d: dict[str, Any]) -> ValuationResult:
     """
     if not isinstance(d, dict):
         raise TypeError(f"d must be a dict from to_json_dict; got {type(d).__name__}.")
-    missing = [k for k in _ARRAYS if k not in d]
+    missing = [k for k in ARRAYS if k not in d]
     if missing:
         raise ValueError(
             f"d is missing {', '.join(missing)}; pass a dict made by to_json_dict(result)."
@@ -206,13 +179,11 @@ def from_json_dict(d: dict[str, Any]) -> ValuationResult:
     def floats(xs: list[float | None]) -> np.ndarray:
         return np.array([np.nan if x is None else x for x in xs], dtype=np.float64)
 
-    return ValuationResult(
-        values=floats(d["values"]),
-        variances=floats(d["variances"]),
-        counts=np.array(d["counts"], dtype=np.int64),
-        indices=np.array(d["indices"], dtype=np.int64),
-        names=np.array(d["names"], dtype=str),
-        algorithm=d.get("algorithm", ""),
-        status=_as_status(d.get("status", Status.Pending.value)),
-        meta=d.get("meta") or {},
-    )
+    arrays = {
+        "values": floats(d["values"]),
+        "variances": floats(d["variances"]),
+        "counts": np.array(d["counts"], dtype=np.int64),
+        "indices": np.array(d["indices"], dtype=np.int64),
+        "names": np.array(d["names"], dtype=str),
+    }
+    return arrays, {k: d[k] for k in ("algorithm", "status", "meta") if k in d}

@@ -13,10 +13,8 @@ one :class:`~dvl_jupyter.valuation.cache.CacheWarning` and the run goes on unrec
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
-import math
 import os
 import re
 import secrets
@@ -28,10 +26,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from .cache import DEFAULT_CACHE_DIR, CacheWarning
 from .exceptions import DvlTypeError, DvlValueError, describe_value
+from .utils import json_safe
 
 __all__ = ["RunStore"]
 
@@ -39,40 +36,6 @@ MANIFEST_FORMAT = "dvl_jupyter.run"
 MANIFEST_VERSION = 1
 _RUN_ID = re.compile(r"^[0-9]{8}-[0-9]{6}-[0-9a-f]{6}$")
 _MAX_REPR = 200
-
-
-def _jsonable(obj: Any, depth: int = 0) -> Any:
-    """A JSON-safe rendering of settings and stats, for people to read (not an identity).
-
-    Unknown objects become their ``spec()`` when they have one (truncation policies) and
-    otherwise their (shortened) ``repr``, so recording a run never fails on a setting.
-    """
-    if depth > 20:
-        return "..."
-    if obj is None or isinstance(obj, (bool, str)):
-        return obj
-    if isinstance(obj, int):
-        return int(obj)
-    if isinstance(obj, float):
-        return float(obj) if math.isfinite(obj) else repr(float(obj))
-    if isinstance(obj, np.generic):
-        return _jsonable(obj.item(), depth + 1)
-    if isinstance(obj, Mapping):
-        return {str(k): _jsonable(v, depth + 1) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple, set, frozenset)):
-        return [_jsonable(v, depth + 1) for v in obj]
-    if isinstance(obj, np.ndarray):
-        if obj.size <= 64 and obj.dtype != object:
-            return _jsonable(obj.tolist(), depth + 1)
-        return f"array(shape={list(obj.shape)}, dtype={obj.dtype})"
-    if isinstance(obj, os.PathLike):
-        return os.fspath(obj)
-    spec = getattr(obj, "spec", None)
-    if callable(spec) and not isinstance(obj, type):
-        with contextlib.suppress(Exception):
-            return _jsonable(spec(), depth + 1)
-    text = repr(obj)
-    return text if len(text) <= _MAX_REPR else text[: _MAX_REPR - 3] + "..."
 
 
 def _stats_dict(stats: Any) -> dict[str, Any]:
@@ -179,8 +142,8 @@ class RunStore:
             "run_id": run_id,
             "status": "running",
             "package_version": __version__,
-            "settings": _jsonable(settings),
-            "seed": _jsonable(seed),
+            "settings": json_safe(settings),
+            "seed": json_safe(seed),
             "started": started,
             "started_unix": started_unix,
             "finished": None,
@@ -207,7 +170,7 @@ class RunStore:
         storage problem (warns once instead).
         """
         path = self._manifest_path(run_id)
-        stats_d = _jsonable(_stats_dict(stats))
+        stats_d = json_safe(_stats_dict(stats))
         try:
             manifest = self._read(path) or {
                 "format": MANIFEST_FORMAT, "version": MANIFEST_VERSION, "run_id": run_id,
@@ -226,10 +189,8 @@ class RunStore:
                 stats=stats_d,
             )
             if result is not None:
-                from . import result_io
-
                 self._make_dirs()
-                result_io.save(result, self._result_path(run_id))
+                result.save(self._result_path(run_id))
                 manifest["result"] = self._result_path(run_id).name
                 status = getattr(result, "status", None)
                 manifest["result_status"] = getattr(status, "value", None)
@@ -297,9 +258,9 @@ class RunStore:
                 f"cannot load the result of run {run_id!r} from {self.runs_dir}: {why}. "
                 "list_runs() shows the runs there."
             )
-        from . import result_io
+        from .result import ValuationResult
 
-        return result_io.load(path)
+        return ValuationResult.load(path)
 
     def delete(self, run_id: str) -> None:
         """Remove one run's manifest and result."""

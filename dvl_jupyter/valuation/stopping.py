@@ -183,6 +183,15 @@ class StoppingCriterion(abc.ABC):
         """
         return None
 
+    def checks_needed(self) -> int | None:
+        """At most how many more checks make this criterion stop for sure, or None when that
+        is not known. Only ``MaxChecks`` knows; composites combine their parts' answers.
+
+        An engine that checks once per batch of updates (TMC: once per merged permutation)
+        starts no more batches than this. It does not count as a check.
+        """
+        return None
+
     def completion(self) -> float:
         """How far the criterion is from stopping, in [0, 1], as of the last check.
 
@@ -303,6 +312,10 @@ class _And(_Composite):
         a, b = self.left.updates_needed(result), self.right.updates_needed(result)
         return None if a is None or b is None else max(a, b)
 
+    def checks_needed(self) -> int | None:
+        a, b = self.left.checks_needed(), self.right.checks_needed()
+        return None if a is None or b is None else max(a, b)
+
 
 class _Or(_Composite):
     _symbol = "|"
@@ -318,6 +331,11 @@ class _Or(_Composite):
     def updates_needed(self, result: ValuationResult) -> int | None:
         known = [n for n in (self.left.updates_needed(result),
                              self.right.updates_needed(result)) if n is not None]
+        return min(known) if known else None
+
+    def checks_needed(self) -> int | None:
+        known = [n for n in (self.left.checks_needed(), self.right.checks_needed())
+                 if n is not None]
         return min(known) if known else None
 
 
@@ -462,6 +480,11 @@ class MaxChecks(StoppingCriterion):
         if self.n_checks_max is None:
             return 0.0
         return min(1.0, self._n_checks / self.n_checks_max)
+
+    def checks_needed(self) -> int | None:
+        if self.n_checks_max is None:
+            return None
+        return max(0, self.n_checks_max - self._n_checks)
 
 
 class MaxTime(StoppingCriterion):

@@ -20,9 +20,6 @@ __all__ = ["TruncationPolicy", "NoTruncation", "FixedTruncation", "RelativeTrunc
 class TruncationPolicy:
     """Base class: never truncates. Subclasses override :meth:`should_truncate`."""
 
-    #: Whether the policy needs the utility of the full set (costs one extra evaluation).
-    needs_total: bool = False
-
     def should_truncate(self, step: int, value: float, n: int, total: float) -> bool:
         return False
 
@@ -65,8 +62,6 @@ class RelativeTruncation(TruncationPolicy):
     Only after ``burn_in_fraction * n`` points, so that an early lucky prefix (noise) does not
     cut the permutation short: ``|u(prefix) - u(N)| <= rtol * |u(N)|``.
     """
-
-    needs_total = True
 
     def __init__(self, rtol: float, burn_in_fraction: float = 0.0) -> None:
         if isinstance(rtol, bool) or not isinstance(rtol, (int, float)):

@@ -29,7 +29,6 @@ from dvl_jupyter.valuation.cache import (
     CacheWarning,
     UtilityCache,
     cache_key,
-    open_cache,
 )
 from dvl_jupyter.valuation.callbacks import RunStats
 from dvl_jupyter.valuation.result import ValuationResult
@@ -113,12 +112,17 @@ def test_directory_is_private_and_nothing_is_evicted(tmp_path):
     assert stat.S_IMODE(os.stat(shared).st_mode) == 0o755
 
 
-def test_open_cache_accepts_none_a_directory_or_a_cache(tmp_path):
+def test_cache_directory_opens_none_a_directory_or_a_cache(tmp_path):
+    from dvl_jupyter.valuation.cachedir import CacheDirectory
+
+    open_cache = CacheDirectory.open
     assert open_cache(None) is None
     cache = UtilityCache(tmp_path / "a")
-    assert open_cache(cache) is cache
-    assert open_cache(str(tmp_path / "b")).directory == tmp_path / "b"
-    assert open_cache(tmp_path / "c").directory == tmp_path / "c"
+    assert open_cache(cache).values is cache
+    assert open_cache(str(tmp_path / "b")).values.directory == tmp_path / "b"
+    assert open_cache(tmp_path / "c").values.directory == tmp_path / "c"
+    same = open_cache(tmp_path / "d")
+    assert open_cache(same) is same
     with pytest.raises(TypeError, match="None .no cache., a directory"):
         open_cache(42)
     assert DEFAULT_CACHE_DIR == ".dvl_cache"

@@ -20,8 +20,8 @@ from skorch import NeuralNetClassifier  # noqa: E402
 
 from dvl_jupyter.models import SimpleCNN  # noqa: E402
 from dvl_jupyter.valuation import fastpath  # noqa: E402
-from dvl_jupyter.valuation import fastpath_kernel as fk  # noqa: E402
-from dvl_jupyter.valuation.fastpath_vmap import StackedOptimizer  # noqa: E402
+from dvl_jupyter.valuation.fastpath import kernel as fk  # noqa: E402
+from dvl_jupyter.valuation.fastpath.vmap import StackedOptimizer  # noqa: E402
 
 ATOL, RTOL = 2e-5, 1e-4
 SIZES = [1, 5, 16, 37, 70]  # batch 16: 1, 1, 1, 3 and 5 steps per epoch, last batches smaller
@@ -81,16 +81,16 @@ CONFIGS = {
 
 
 # -- equivalence with one-by-one skorch fits ---------------------------------------------------
-@pytest.mark.parametrize("backend", ["kernel", "vmap"])
+@pytest.mark.parametrize("trainer", ["kernel", "vmap"])
 @pytest.mark.parametrize("config", list(CONFIGS))
-def test_fit_many_equals_skorch_fits(digits, backend, config):
+def test_fit_many_equals_skorch_fits(digits, trainer, config):
     """Mixed subset sizes in one call: each model matches its own sequential skorch fit."""
     x, y, _, _ = digits
     net = make_net(**CONFIGS[config])
     subsets = subsets_of(SIZES, len(x))
     seeds = [101, 102, 103, 104, 105]
-    result = fastpath._fit(net, x, y, subsets, seeds, backend=backend)
-    assert result.backend == backend
+    result = fastpath.train_models(net, x, y, subsets, seeds, trainer=trainer)
+    assert result.trainer == trainer
     states = result.states()
     for k, (subset, seed) in enumerate(zip(subsets, seeds, strict=True)):
         ref = skorch_fit(net, x, y, subset, seed)
@@ -112,20 +112,20 @@ def test_reference_configuration_24_epochs(digits):
         assert_states_close(state, skorch_fit(net, x, y, subset, seed).module_.state_dict())
 
 
-@pytest.mark.parametrize("backend", ["kernel", "vmap"])
-def test_model_is_independent_of_its_neighbours(digits, backend):
+@pytest.mark.parametrize("trainer", ["kernel", "vmap"])
+def test_model_is_independent_of_its_neighbours(digits, trainer):
     """A small model trained next to bigger ones (more steps per epoch) is the model trained
     alone: it is never stepped when it has no minibatch."""
     x, y, _, _ = digits
     net = make_net()
     small, big = subsets_of([3, 90], len(x), seed=5)
-    alone = fastpath.fit_many(net, x, y, [small], [11], backend=backend)[0]
-    together = fastpath.fit_many(net, x, y, [big, small, big], [12, 11, 13], backend=backend)[1]
+    alone = fastpath.fit_many(net, x, y, [small], [11], trainer=trainer)[0]
+    together = fastpath.fit_many(net, x, y, [big, small, big], [12, 11, 13], trainer=trainer)[1]
     assert max_diff(alone, together) < 1e-6
 
 
-@pytest.mark.parametrize("backend", ["kernel", "vmap"])
-def test_module_instance_is_the_start_of_every_model(digits, backend):
+@pytest.mark.parametrize("trainer", ["kernel", "vmap"])
+def test_module_instance_is_the_start_of_every_model(digits, trainer):
     """A module passed as an instance is reused by skorch: every fit starts from its weights,
     and fitting or scoring never changes them."""
     x, y, x_test, _ = digits
@@ -134,8 +134,8 @@ def test_module_instance_is_the_start_of_every_model(digits, backend):
     before = {k: v.clone() for k, v in module.state_dict().items()}
     net = make_net(module)
     subsets = subsets_of([9, 40], len(x), seed=2)
-    fastpath.fit_score_many(net, x, y, subsets, [1, 2], lambda m: 0.0, backend=backend)
-    states = fastpath.fit_many(net, x, y, subsets, [3, 4], backend=backend)
+    fastpath.fit_score_many(net, x, y, subsets, [1, 2], lambda m: 0.0, trainer=trainer)
+    states = fastpath.fit_many(net, x, y, subsets, [3, 4], trainer=trainer)
     for state, subset in zip(states, subsets, strict=True):
         assert_states_close(state, skorch_fit(net, x, y, subset, 5).module_.state_dict())
     assert max_diff(module.state_dict(), before) == 0.0
@@ -177,7 +177,7 @@ def test_stacked_optimizer_matches_torch_optim(cls, kwargs):
                                                            for k, v in kwargs.items()})
     net.set_params(module__in_features=5, module__out_features=1)
     net.initialize()
-    kind, hyper = fastpath._optimizer_spec(net)
+    kind, hyper = fastpath.spec._optimizer_spec(net)
     opt = StackedOptimizer(kind, hyper, flat)
     for step in range(6):
         grad = torch.randn(3, 5, generator=gen)
@@ -274,7 +274,7 @@ def test_kernel_forward_and_gradient_match_autograd(digits, module_cls):
 def test_kernel_self_check_compares_gradients_too(monkeypatch):
     """A kernel whose forward pass is right but whose training step is not is refused, with
     a reason; a correct one passes."""
-    from dvl_jupyter.valuation.fastpath_kernel.kernel import _self_check
+    from dvl_jupyter.valuation.fastpath.kernel.runtime import _self_check
 
     torch.manual_seed(0)
     module = Mlp()
@@ -373,7 +373,8 @@ def test_kernel_self_check_refuses_a_layer_that_overwrites_what_backward_needs(
     """Were max-pool not known to read its output in backward, the layer after it would work
     in place and spoil it. The forward pass stays right, so only the gradient check (for
     dropout: on a variant whose masks are all 1.5) can see it; it must refuse the kernel."""
-    from dvl_jupyter.valuation.fastpath_kernel import codegen, kernel
+    from dvl_jupyter.valuation.fastpath.kernel import codegen
+    from dvl_jupyter.valuation.fastpath.kernel import runtime as kernel
 
     torch.manual_seed(0)
     assert isinstance(fk.get_kernel(module_cls(), (1, 8, 8)), fk.Kernel)
@@ -419,8 +420,8 @@ def test_probe_turns_torch_func_failures_into_a_reason(digits):
     x, y, _, _ = digits
     net = make_net(DataDependent)
     assert fastpath.unsupported_reason(net) is None  # structurally fine
-    backend, why = fastpath.backend_for(net, x)
-    assert backend == "vmap" and "cannot trace" in why
+    trainer, why = fastpath.trainer_for(net, x)
+    assert trainer == "vmap" and "cannot trace" in why
     reason = fastpath.unsupported_reason(net, x[:4], y[:4])
     assert reason is not None and "probe" in reason and "vmap" in reason
 
@@ -429,25 +430,25 @@ def test_dropout_net_takes_the_kernel_backend(digits):
     x, y, _, _ = digits
     net = make_net(DropoutNet)
     assert fastpath.unsupported_reason(net, x[:4], y[:4]) is None
-    assert fastpath.backend_for(net, x) == ("kernel", None)
-    # what the kernel cannot take still gets the vmap backend, with the reason
-    backend, why = fastpath.backend_for(net, x.astype(np.float64))
-    assert backend == "vmap" and "float64" in why
-    backend, why = fastpath.backend_for(make_net(Dropout2dNet), x)
-    assert backend == "vmap" and "Dropout2d (drop)" in why
+    assert fastpath.trainer_for(net, x) == ("kernel", None)
+    # what the kernel cannot take still gets the vmap trainer, with the reason
+    trainer, why = fastpath.trainer_for(net, x.astype(np.float64))
+    assert trainer == "vmap" and "float64" in why
+    trainer, why = fastpath.trainer_for(make_net(Dropout2dNet), x)
+    assert trainer == "vmap" and "Dropout2d (drop)" in why
 
 
-@pytest.mark.parametrize("backend", ["kernel", "vmap"])
-def test_dropout_training_is_a_function_of_the_seeds(digits, backend):
+@pytest.mark.parametrize("trainer", ["kernel", "vmap"])
+def test_dropout_training_is_a_function_of_the_seeds(digits, trainer):
     """Dropout masks come from the models' seeds, not from torch's global RNG: the same
     block trains the same models whatever ran before, and other seeds train other ones."""
     x, y, _, _ = digits
     net = make_net(DropoutNet, max_epochs=2)
     subsets = subsets_of([30, 60], len(x), seed=2)
-    first = fastpath.fit_many(net, x, y, subsets, [5, 6], backend=backend)
+    first = fastpath.fit_many(net, x, y, subsets, [5, 6], trainer=trainer)
     torch.rand(1000)  # move the global RNG on
-    again = fastpath.fit_many(net, x, y, subsets, [5, 6], backend=backend)
-    other = fastpath.fit_many(net, x, y, subsets, [7, 8], backend=backend)
+    again = fastpath.fit_many(net, x, y, subsets, [5, 6], trainer=trainer)
+    other = fastpath.fit_many(net, x, y, subsets, [7, 8], trainer=trainer)
     assert max(max_diff(a, b) for a, b in zip(first, again, strict=True)) == 0.0
     assert min(max_diff(a, b) for a, b in zip(first, other, strict=True)) > 1e-4
 
@@ -508,8 +509,8 @@ def test_kernel_dropout_changes_training_and_predict_ignores_it(digits):
     fits = {}
     for name, m in (("drop", module), ("plain", plain)):
         net = make_net(m)
-        result = fastpath._fit(net, x, y, [subset] * 3, [1, 2, 1], backend="kernel")
-        assert result.backend == "kernel"
+        result = fastpath.train_models(net, x, y, [subset] * 3, [1, 2, 1], trainer="kernel")
+        assert result.trainer == "kernel"
         fits[name] = result.states()
     drop, base = fits["drop"], fits["plain"]
     assert max_diff(base[0], base[1]) == 0.0
@@ -517,7 +518,7 @@ def test_kernel_dropout_changes_training_and_predict_ignores_it(digits):
     assert max_diff(drop[0], drop[1]) > 1e-3
     assert max_diff(drop[0], base[0]) > 1e-3
     net = make_net(DropoutNet)
-    probs = fastpath.predict_proba_many(net, drop, x_test, backend="kernel")
+    probs = fastpath.predict_proba_many(net, drop, x_test, trainer="kernel")
     for k, state in enumerate(drop):
         loaded = clone(net).initialize()  # skorch predicts in eval mode
         loaded.module_.load_state_dict(state)
@@ -535,13 +536,13 @@ def test_kernel_dropout_changes_training_and_predict_ignores_it(digits):
 
 
 # -- outputs, scoring, side effects -----------------------------------------------------------
-@pytest.mark.parametrize("backend", ["kernel", "vmap"])
-def test_states_load_and_predict_like_skorch(digits, backend):
+@pytest.mark.parametrize("trainer", ["kernel", "vmap"])
+def test_states_load_and_predict_like_skorch(digits, trainer):
     x, y, x_test, _ = digits
     net = make_net(max_epochs=2)
     subsets = subsets_of([20, 45], len(x), seed=9)
-    states = fastpath.fit_many(net, x, y, subsets, [1, 2], backend=backend)
-    probs = fastpath.predict_proba_many(net, states, x_test, backend=backend)
+    states = fastpath.fit_many(net, x, y, subsets, [1, 2], trainer=trainer)
+    probs = fastpath.predict_proba_many(net, states, x_test, trainer=trainer)
     assert probs.shape == (2, len(x_test), 10)
     for k, state in enumerate(states):
         loaded = clone(net).initialize()
@@ -576,8 +577,8 @@ def test_accuracy_scorer_shortcut_gives_the_scorers_numbers(digits):
     net = make_net(max_epochs=2)
     scorer = SkorchSupervisedScorer(net, test_data=(x_test, y_test), range=(0.0, 0.3))
     subsets = subsets_of([3, 25, 60, 100], len(x), seed=8)
-    spec = fastpath._spec(net)
-    assert fastpath._accuracy_scorer(net, spec, scorer) is not None
+    spec = fastpath.spec.net_spec(net)
+    assert fastpath.scoring._accuracy_scorer(net, spec, scorer) is not None
     fast = fastpath.fit_score_many(net, x, y, subsets, [1, 2, 3, 4], scorer)
     generic = fastpath.fit_score_many(net, x, y, subsets, [1, 2, 3, 4], lambda m: scorer(m))
     np.testing.assert_array_equal(fast, generic)
@@ -600,10 +601,10 @@ def test_global_rng_and_inputs(digits):
 
 # -- statistics: random subsets, independent initialisations ------------------------------------
 @pytest.mark.slow
-@pytest.mark.parametrize(("module", "backend"), [(SimpleCNN, "kernel"), (DropoutNet, "vmap"),
+@pytest.mark.parametrize(("module", "trainer"), [(SimpleCNN, "kernel"), (DropoutNet, "vmap"),
                                                  (DropoutNet, "kernel"),
                                                  (PoolDropoutNet, "kernel")])
-def test_mean_accuracy_matches_one_by_one(digits, module, backend):
+def test_mean_accuracy_matches_one_by_one(digits, module, trainer):
     """Over random subsets, fast-path and one-by-one test accuracy agree within 3 standard
     errors, with *independent* seeds (so this does not lean on identical initialisation, and
     covers dropout, whose masks both backends draw their own way)."""
@@ -616,7 +617,7 @@ def test_mean_accuracy_matches_one_by_one(digits, module, backend):
         return float(np.mean(model.predict(x_test) == y_test))
 
     fast = fastpath.fit_score_many(net, x, y, subsets, list(range(1000, 1024)), accuracy,
-                                   backend=backend)
+                                   trainer=trainer)
     slow = np.array([accuracy(skorch_fit(net, x, y, s, 2000 + i))
                      for i, s in enumerate(subsets)])
     diff = fast - slow  # paired by subset: the subset explains most of the variance

@@ -3,7 +3,7 @@
 These tests run only where ``torch.cuda.is_available()``; on this project's 2-core CPU
 machines they are skipped, and the skip reason says so in pytest's summary. They are the
 check issue #6 asks for ("the same code runs on a CUDA device when the net's device is
-one"): the vmap backend, fed by the TMC driver, with the net's ``device="cuda"``.
+one"): the vmap trainer, fed by the TMC driver, with the net's ``device="cuda"``.
 
 TF32 is switched off: with it, cuDNN convolutions and matmuls round inputs to 10 bits of
 mantissa and neither side would match float32 arithmetic. The tolerance is looser than on
@@ -61,8 +61,8 @@ def test_cuda_net_takes_the_vmap_backend_and_says_why(digits):
     x, y, _, _ = digits
     net = cuda_net()
     assert fastpath.unsupported_reason(net, x[:4], y[:4]) is None
-    backend, why = fastpath.backend_for(net, x)
-    assert backend == "vmap" and "cuda" in why
+    trainer, why = fastpath.trainer_for(net, x)
+    assert trainer == "vmap" and "cuda" in why
 
 
 @pytest.mark.parametrize("config", list(CONFIGS))
@@ -72,8 +72,8 @@ def test_fit_many_on_cuda_equals_skorch_fits_on_cuda(digits, config):
     rng = np.random.default_rng(0)
     subsets = [rng.permutation(len(x))[:k] for k in (1, 16, 37, 70)]
     seeds = [11, 12, 13, 14]
-    result = fastpath._fit(net, x, y, subsets, seeds)
-    assert result.backend == "vmap" and result.flat.device.type == "cuda"
+    result = fastpath.train_models(net, x, y, subsets, seeds)
+    assert result.trainer == "vmap" and result.flat.device.type == "cuda"
     for state, subset, seed in zip(result.states(), subsets, seeds, strict=True):
         ref = skorch_fit(net, x, y, subset, seed).module_.state_dict()
         for key in ref:

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from sklearn.linear_model import LogisticRegression
 
-import dvl_jupyter
+from dvl_jupyter.valuation import _version as version_module
 from dvl_jupyter.valuation import Dataset, ModelUtility, SupervisedScorer
 from dvl_jupyter.valuation.fingerprint import (
     canonical_json,
@@ -312,7 +312,7 @@ def test_utility_fingerprint_changes_with_model_data_scorer_and_version(data, mo
     assert base != _fp(LogisticRegression(), train,
                        SupervisedScorer("accuracy", test[:5], 0.0, (0, 1)))
     # package version
-    monkeypatch.setattr(dvl_jupyter, "__version__", "999.0")
+    monkeypatch.setattr(version_module, "__version__", "999.0")
     assert base != _fp(LogisticRegression(), train, scorer)
 
 

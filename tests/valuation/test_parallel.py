@@ -10,6 +10,7 @@ from joblib import Parallel, delayed, parallel_config
 from joblib.externals.loky import get_reusable_executor
 
 from dvl_jupyter.valuation.callbacks import RunStats
+from dvl_jupyter.valuation.evaluators import FunctionEvaluator
 from dvl_jupyter.valuation.parallel import SubsetEvaluator
 from dvl_jupyter.valuation.utility import FunctionUtility
 
@@ -50,7 +51,7 @@ def test_evaluator_replaces_workers_quietly_and_loses_nothing():
         warnings.simplefilter("always")
         before = list(warnings.filters)
         with parallel_config(backend="loky", n_jobs=2), SubsetEvaluator(
-            FunctionUtility(leaky_utility), stats
+            FunctionEvaluator(FunctionUtility(leaky_utility)), stats
         ) as evaluator:
             values = evaluator(SUBSETS)
         assert warnings.filters == before  # the filter lasts for the run only

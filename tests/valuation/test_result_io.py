@@ -41,7 +41,7 @@ def test_save_load_round_trip(tmp_path, result):
 
 
 def test_saved_file_loads_without_pickle(tmp_path, result):
-    path = result_io.save(result, tmp_path / "run.npz")
+    path = result.save(tmp_path / "run.npz")
     with np.load(path, allow_pickle=False) as data:
         assert set(data.files) == {"values", "variances", "counts", "indices", "names", "header"}
         assert all(data[k].dtype != object for k in data.files)
@@ -50,18 +50,18 @@ def test_saved_file_loads_without_pickle(tmp_path, result):
 
 
 def test_path_is_used_as_given_and_no_temporary_is_left(tmp_path, result):
-    path = result_io.save(result, tmp_path / "values.bin")
+    path = result.save(tmp_path / "values.bin")
     assert path == tmp_path / "values.bin"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["values.bin"]
-    result_io.save(result[:1], path)  # overwrite
-    assert len(result_io.load(path)) == 1
+    result[:1].save(path)  # overwrite
+    assert len(ValuationResult.load(path)) == 1
 
 
 def test_round_trip_of_an_empty_result_and_non_finite_values(tmp_path):
     empty = ValuationResult.zeros(0)
-    assert len(result_io.load(result_io.save(empty, tmp_path / "e.npz"))) == 0
+    assert len(ValuationResult.load(empty.save(tmp_path / "e.npz"))) == 0
     odd = ValuationResult([np.nan, np.inf, -1.0])
-    back = result_io.load(result_io.save(odd, tmp_path / "o.npz"))
+    back = ValuationResult.load(odd.save(tmp_path / "o.npz"))
     np.testing.assert_array_equal(back.values, [np.nan, np.inf, -1.0])
 
 
@@ -78,25 +78,25 @@ def test_a_pickled_object_array_is_refused(tmp_path, result):
         header=np.frombuffer(b'{"version": 1}', dtype=np.uint8),
     )
     with pytest.raises(ValueError, match="pickled .object. arrays, which are refused"):
-        result_io.load(path)
+        ValuationResult.load(path)
 
 
 def test_not_a_result_file(tmp_path):
     junk = tmp_path / "junk.npz"
     junk.write_text("hello")
     with pytest.raises(ValueError, match="is not an .npz archive"):
-        result_io.load(junk)
+        ValuationResult.load(junk)
     other = tmp_path / "other.npz"
     np.savez(other, x=np.arange(3))
     with pytest.raises(ValueError, match="missing values, variances, counts, indices, names"):
-        result_io.load(other)
+        ValuationResult.load(other)
     with pytest.raises(FileNotFoundError, match="no saved ValuationResult"):
-        result_io.load(tmp_path / "missing.npz")
+        ValuationResult.load(tmp_path / "missing.npz")
 
 
 def test_newer_format_version_is_refused(tmp_path, result):
     path = tmp_path / "future.npz"
-    result_io.save(result, path)
+    result.save(path)
     with np.load(path) as data:
         arrays = {k: data[k] for k in data.files}
     header = json.loads(arrays["header"].tobytes())
@@ -104,26 +104,21 @@ def test_newer_format_version_is_refused(tmp_path, result):
     arrays["header"] = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
     np.savez(path, **arrays)
     with pytest.raises(ValueError, match="format version 2.*Upgrade dvl_jupyter"):
-        result_io.load(path)
+        ValuationResult.load(path)
 
 
 def test_meta_that_is_not_json_is_refused_before_writing(tmp_path, result):
     result.meta["model"] = object()
     with pytest.raises(TypeError, match="meta must hold only JSON-able values.*got a object"):
-        result_io.save(result, tmp_path / "r.npz")
+        result.save(tmp_path / "r.npz")
     assert list(tmp_path.iterdir()) == []
-
-
-def test_save_rejects_non_results(tmp_path):
-    with pytest.raises(TypeError, match="result must be a ValuationResult; got dict"):
-        result_io.save({}, tmp_path / "r.npz")
 
 
 def test_json_dict_round_trip_is_strict_json(result):
     result.update(np.array([1]), np.array([np.nan]))
-    d = result_io.to_json_dict(result)
+    d = result.to_json_dict()
     text = json.dumps(d, allow_nan=False)  # raises if any NaN/inf slipped through
-    back = result_io.from_json_dict(json.loads(text))
+    back = ValuationResult.from_json_dict(json.loads(text))
     assert d["values"][1] is None and d["counts"] == [2, 2, 2]
     assert d["names"] == ["chat", "Hund", "猫"] and d["status"] == "converged"
     assert back.meta == {"seed": 36, "evaluations": 12, "elapsed_s": 1.5, "tags": ["a"]}
@@ -134,8 +129,8 @@ def test_json_dict_round_trip_is_strict_json(result):
 
 def test_from_json_dict_rejects_incomplete_dicts():
     with pytest.raises(ValueError, match="d is missing counts"):
-        result_io.from_json_dict(
+        ValuationResult.from_json_dict(
             {"version": 1, "values": [], "variances": [], "indices": [], "names": []}
         )
     with pytest.raises(TypeError, match="d must be a dict"):
-        result_io.from_json_dict([])
+        ValuationResult.from_json_dict([])

@@ -158,13 +158,50 @@ def test_one_and_two_jobs_give_identical_results(backend):
     np.testing.assert_array_equal(runs[0].variances, runs[1].variances)
 
 
-def test_work_in_flight_is_merged_when_the_criterion_fires():
+def counting(game):
+    """``game`` that also counts its evaluations."""
+    calls = []
+
+    def u(s):
+        calls.append(len(s))
+        return game(s)
+
+    return u, calls
+
+
+@pytest.mark.parametrize("n_checks", [1, 3])
+def test_max_checks_walks_exactly_as_many_permutations_as_it_checks(n_checks):
+    """MaxChecks(n) checks once per merged permutation, so it starts n permutations and no
+    more: with NoTruncation on 7 points, exactly n walks of 7 evaluations (plus the empty
+    and the full set), whatever lockstep is (it used to walk a whole round of 64)."""
     game, n = GAMES["voting"]
-    v = TMCShapleyValuation(game, is_done=MaxChecks(1), seed=0, lockstep=6)
+    u, calls = counting(game)
+    v = TMCShapleyValuation(u, is_done=MaxChecks(n_checks), seed=0, lockstep=64)
     result = v.fit(points(n)).result
-    # one check fired after the first permutation; the five others in flight were finished too
-    assert result.meta["permutations"] == 6
-    assert np.all(result.counts == 6)
+    assert result.meta["ended"] == "done"
+    assert result.meta["permutations"] == n_checks
+    assert np.all(result.counts == n_checks)
+    # no more than the walks asked for (equal prefixes within a round are computed once)
+    assert n * n_checks // 2 < len(calls) <= n_checks * n + 2
+    assert "dropped_permutations" not in result.meta
+
+
+def test_a_criterion_without_a_bound_ends_the_run_within_a_round_of_firing():
+    """AbsoluteStandardError has no bound on the work it needs: when it fires, the walks in
+    flight are dropped (their utilities are cached) instead of walked to their end, and the
+    result is the prefix of permutations up to the one that made it fire."""
+    from dvl_jupyter.valuation import AbsoluteStandardError
+
+    game, n = GAMES["saturating"]
+    u, calls = counting(game)
+    v = TMCShapleyValuation(u, is_done=AbsoluteStandardError(10.0, burn_in=0), seed=0,
+                            lockstep=6, truncation=NoTruncation())
+    result = v.fit(points(n)).result
+    # every stderr is below 10 from the first check on: one permutation merged, and the other
+    # five, walked side by side with it, are dropped when it fires
+    assert result.meta["permutations"] == 1 and np.all(result.counts == 1)
+    assert result.meta["dropped_permutations"] == 5
+    assert len(calls) <= 6 * n + 2  # the six walks, side by side, until the first merged
 
 
 def test_antithetic_pairs_reverse_each_other():
@@ -225,13 +262,14 @@ def test_keyboard_interrupt_keeps_partial_result():
 
 def test_equal_subsets_in_one_round_are_computed_once():
     from dvl_jupyter.valuation.callbacks import RunStats
+    from dvl_jupyter.valuation.evaluators import FunctionEvaluator
     from dvl_jupyter.valuation.parallel import SubsetEvaluator
     from dvl_jupyter.valuation.utility import FunctionUtility
 
     calls = []
     stats = RunStats()
-    with SubsetEvaluator(FunctionUtility(lambda s: calls.append(1) or float(s.sum())),
-                         stats) as evaluate:
+    utility = FunctionUtility(lambda s: calls.append(1) or float(s.sum()))
+    with SubsetEvaluator(FunctionEvaluator(utility), stats) as evaluate:
         values = evaluate([np.array([1, 2]), np.array([2, 1]), np.array([3]), np.array([1, 2])])
     np.testing.assert_array_equal(values, [3, 3, 3, 3])
     assert len(calls) == 2 and stats.evaluations == 2
@@ -296,14 +334,16 @@ def test_time_limit_does_not_wait_for_the_permutations_in_flight(slow_clock):
 
 def test_time_limit_inside_and_waits_for_the_other_criterion(slow_clock):
     """``MaxTime & MinUpdates``: time alone does not stop it, so the run goes on past the
-    budget until the updates are there, and drains as count criteria do."""
+    budget until the updates are there. The criterion has no bound (its time part has none),
+    so walks were started ahead; when it fires, the run ends at once, as "done"."""
     from dvl_jupyter.valuation import MaxTime
 
     v = TMCShapleyValuation(slow_clock.game, is_done=MaxTime(1) & MinUpdates(5), seed=0,
                             lockstep=2)
     r = v.fit(points(6)).result
-    assert r.meta["ended"] == "done" and "dropped_permutations" not in r.meta
-    assert r.meta["permutations"] >= 5 and np.all(r.counts == r.meta["permutations"])
+    assert r.meta["ended"] == "done"
+    assert r.meta["permutations"] == 5 and np.all(r.counts == 5)
+    assert r.meta["dropped_permutations"] == 1  # the sixth, walking beside the fifth
 
 
 # -- no more permutations than the criterion can use ---------------------------------------------
@@ -323,7 +363,7 @@ def test_min_updates_starts_exactly_the_permutations_it_needs(lockstep):
     assert calls["n"] <= 2 + 10 * 6  # empty + full set, then at most 6 subsets a permutation
 
 
-def test_an_or_with_a_count_is_bounded_and_an_and_drains():
+def test_an_or_with_a_count_is_bounded_and_an_and_stops_at_once():
     from dvl_jupyter.valuation import AbsoluteStandardError
 
     game, n = GAMES["voting"]
@@ -331,5 +371,7 @@ def test_an_or_with_a_count_is_bounded_and_an_and_drains():
     either = TMCShapleyValuation(game, is_done=never | MinUpdates(5), seed=0, lockstep=8)
     assert either.fit(points(n)).result.meta["permutations"] == 5
     both = TMCShapleyValuation(game, is_done=MaxChecks(1) & MinUpdates(5), seed=0, lockstep=8)
-    # an & needs both; MaxChecks gives no bound, so the 8 in flight are drained
-    assert both.fit(points(n)).result.meta["permutations"] == 8
+    # an & of a check count and an update count has no bound: 8 walk side by side; when it
+    # fires (at the 5th merge) the 3 still in flight are dropped, not walked to their end
+    r = both.fit(points(n)).result
+    assert r.meta["permutations"] == 5 and r.meta["dropped_permutations"] == 3

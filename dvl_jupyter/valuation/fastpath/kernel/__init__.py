@@ -34,16 +34,16 @@ The package, one job per module:
   training and prediction driver) and the constants Python shares with it (``LANES``,
   ``OPT_*``, ``LOSS_*``, ``HYPER_FIELDS``).
 * ``build``: find a C compiler, compile into a private per-user cache directory, load.
-* ``kernel``: the ctypes wrapper (:class:`Kernel`), :func:`get_kernel` and its self-check.
+* ``runtime``: the ctypes wrapper (:class:`Kernel`), :func:`get_kernel` and its self-check.
 """
 
 from __future__ import annotations
 
 from .build import find_compiler
 from .codegen import generate_source
-from .kernel import Kernel, get_kernel
 from .plan import Layer, Plan, plan_module
 from .plan import _Unsupported as _Unsupported  # what plan_module raises
+from .runtime import Kernel, get_kernel
 from .templates import HYPER_FIELDS, LANES, LOSS_CE, LOSS_NLL, LOSS_NLL_LOG, OPT_ADAM, OPT_SGD
 
 __all__ = [

@@ -1,10 +1,12 @@
 """The widget panel: pick a model and data from the notebook, run, stop, read the values.
 
-The panel is a form over :class:`~dvl_jupyter.runner.RunConfig`: it lists the notebook's
-estimators and datasets by variable name, turns the form into a config, and runs the same
+The panel is a form over :class:`~dvl_jupyter.config.RunConfig`: it lists the notebook's
+estimators and datasets by variable name, turns the form into a config (checked by the same
+table as the magic's settings, so a mistake reads the same), and runs the same
 :class:`~dvl_jupyter.runner.ValuationRunner` the ``%%shapley`` magic uses, in a background
-thread, so that Run and Stop stay responsive while models train. A watcher thread waits for the
-run and then fills the result tabs (error-bar plot, image grid, table) and stores the result.
+thread, so that Run and Stop stay responsive while models train. When the run ends, the
+runner's thread calls the panel back (as for the magic's ``--background``), which fills the
+result tabs (error-bar plot, image grid, table) and stores the result.
 
 Every plot is a PNG in an ``ipywidgets.Image`` rather than an ``Output`` widget: images can be
 updated from any thread, while an ``Output`` widget captures only the thread that opened it.
@@ -21,14 +23,19 @@ import math
 import threading
 from typing import TYPE_CHECKING, Any
 
+from dvl_jupyter.config import check_output_name
 from dvl_jupyter.progress import ProgressView
+from dvl_jupyter.valuation.cachedir import DEFAULT_CACHE_DIR
 from dvl_jupyter.valuation.dataset import Dataset, as_dataset
+from dvl_jupyter.valuation.ending import RunEnd
 from dvl_jupyter.valuation.exceptions import DvlError
+from dvl_jupyter.valuation.utils import is_image_data, is_skorch_net
 
 if TYPE_CHECKING:
     import ipywidgets
 
-    from dvl_jupyter.runner import RunConfig, ValuationRunner
+    from dvl_jupyter.config import RunConfig
+    from dvl_jupyter.runner import ValuationRunner
     from dvl_jupyter.valuation.result import ValuationResult
 
 __all__ = ["PanelInputError", "ShapleyPanel", "find_datasets", "find_estimators", "panel"]
@@ -55,11 +62,6 @@ class PanelInputError(DvlError, ValueError):
 
 
 # -- discovery ----------------------------------------------------------------------------------
-def _is_skorch_net(obj: Any) -> bool:
-    """By module name, so that listing the notebook's variables never imports skorch/torch."""
-    return any(c.__module__.split(".")[0] == "skorch" for c in type(obj).__mro__)
-
-
 def _visible(namespace: dict[str, Any]) -> list[tuple[str, Any]]:
     return sorted((k, v) for k, v in namespace.items() if not k.startswith("_"))
 
@@ -73,7 +75,7 @@ def find_estimators(namespace: dict[str, Any]) -> list[str]:
     import types
 
     found = [
-        (not _is_skorch_net(v), k)
+        (not is_skorch_net(v), k)
         for k, v in _visible(namespace)
         if not isinstance(v, (type, types.ModuleType)) and callable(getattr(v, "fit", None))
     ]
@@ -120,11 +122,6 @@ def _short(exc: BaseException) -> str:
     return text if len(text) <= 300 else text[:297] + "..."
 
 
-def _is_images(dataset: Dataset) -> bool:
-    """Images are (N, H, W) or (N, C, H, W); flat vectors are tabular even if square-sized."""
-    return getattr(dataset.x, "ndim", 0) in (3, 4)
-
-
 # -- the panel ----------------------------------------------------------------------------------
 class ShapleyPanel:
     """A form to run TMC-Shapley on the notebook's model and data, with live progress.
@@ -159,7 +156,6 @@ class ShapleyPanel:
         self.progress: ProgressView | None = None
         self.last_error: BaseException | None = None
         self._train: Dataset | None = None
-        self._watcher: threading.Thread | None = None
         self._render_lock = threading.Lock()
         self._quiet = False
 
@@ -190,7 +186,7 @@ class ShapleyPanel:
         self.seed = w.Text(value="", description="seed", placeholder="empty: random",
                            style=_DESC)
         self.cache = w.Checkbox(value=True, description="cache", indent=False)
-        self.cache_dir = w.Text(value=".dvl_cache", description="cache dir", style=_DESC)
+        self.cache_dir = w.Text(value=DEFAULT_CACHE_DIR, description="cache dir", style=_DESC)
         self.out_name = w.Text(value="result", description="store as", style=_DESC,
                                placeholder="empty: don't store")
         # actions
@@ -273,7 +269,7 @@ class ShapleyPanel:
     def config(self) -> RunConfig:
         """The form as a :class:`~dvl_jupyter.runner.RunConfig`; bad input raises
         :class:`PanelInputError` with the message to show."""
-        from dvl_jupyter.runner import RunConfig
+        from dvl_jupyter.config import RunConfig
         from dvl_jupyter.valuation import MaxTime, MinUpdates, RelativeTruncation
 
         def lookup(dropdown: ipywidgets.Dropdown, what: str) -> Any:
@@ -288,18 +284,12 @@ class ShapleyPanel:
         train = lookup(self.train_dropdown, "training data")
         test = lookup(self.test_dropdown, "test data")
         seed_text = self.seed.value.strip()
-        try:
-            seed = int(seed_text) if seed_text else None
-        except ValueError:
-            raise PanelInputError(
-                f"seed must be a whole number or empty; got {seed_text!r}."
-            ) from None
-        if self.jobs.value == 0 or self.jobs.value < -1:
-            raise PanelInputError(f"jobs must be a positive number or -1 (all cores); "
-                                  f"got {self.jobs.value}.")
+        # a number is a number; other text goes on to RunConfig, which says what seed may be
+        seed: Any = None if not seed_text else (
+            int(seed_text) if seed_text.lstrip("-").isdigit() else seed_text)
         out = self.out_name.value.strip()
-        if out and not out.isidentifier():
-            raise PanelInputError(f"'store as' must be a Python variable name; got {out!r}.")
+        if out:
+            check_output_name(out, "'store as'")
         cache_dir = self.cache_dir.value.strip()
         if self.cache.value and not cache_dir:
             raise PanelInputError("Give a cache directory, or untick 'cache'.")
@@ -323,8 +313,8 @@ class ShapleyPanel:
     # -- running --------------------------------------------------------------------------------
     @property
     def running(self) -> bool:
-        """True from Run until the result is shown (the watcher has finished)."""
-        return self._watcher is not None and self._watcher.is_alive()
+        """True from Run until the result is shown (the runner's thread, which shows it)."""
+        return self.runner is not None and self.runner.running
 
     def run(self, _button: Any = None) -> None:
         """Start a run in the background from the form (what the Run button does)."""
@@ -339,7 +329,7 @@ class ShapleyPanel:
             view = ProgressView(stop_button=False)
             runner = ValuationRunner(config, [view])
             view.attach(runner)
-            runner.start()  # builds first: bad settings raise here, in this thread
+            runner.build()  # bad settings raise here, in this thread, before anything shows
         except Exception as exc:  # noqa: BLE001 - shown in the panel, kept in .last_error
             self.last_error = exc
             self._say(_short(exc), error=True)
@@ -350,9 +340,8 @@ class ShapleyPanel:
         self.run_button.disabled = True
         self.stop_button.disabled = False
         self._say("running...")
-        self._watcher = threading.Thread(target=self._watch, args=(runner,),
-                                         name="dvl-panel-watch", daemon=True)
-        self._watcher.start()
+        # as the magic's --background does: the runner's thread calls back when the run ends
+        runner.start(on_done=self._on_done)
 
     def stop(self, _button: Any = None) -> None:
         """End the run after the current round; the partial result is kept and shown."""
@@ -363,22 +352,18 @@ class ShapleyPanel:
 
     def wait(self, timeout: float | None = None) -> ValuationResult | None:
         """Block until the current run is over and shown; returns :attr:`result`."""
-        if self._watcher is not None:
-            self._watcher.join(timeout)
+        if self.runner is not None and self.runner._thread is not None:
+            self.runner._thread.join(timeout)
         return self.result
 
-    def _watch(self, runner: ValuationRunner) -> None:
-        """Runs in a thread: wait for the runner, then show and store what it produced."""
-        error: BaseException | None = None
+    def _on_done(self, result: ValuationResult | None, error: BaseException | None) -> None:
+        """In the runner's thread, once the run has ended: show and store what it produced."""
         try:
-            runner.wait()
-        except BaseException as exc:  # noqa: BLE001 - the run's error becomes the message
-            error = self.last_error = exc
-        try:
-            if error is None and runner.result is not None:
-                self._finished(runner.result)
-            elif error is not None:
-                self._failed(runner.result, error)
+            if error is not None:
+                self.last_error = error
+                self._failed(result, error)
+            elif result is not None:
+                self._finished(result)
         except Exception as exc:  # noqa: BLE001 - a plotting problem must not lose the result
             self.last_error = exc
             self._say(f"Could not show the result: {_short(exc)}", error=True)
@@ -393,10 +378,8 @@ class ShapleyPanel:
         if out:
             self.namespace[out] = result
         self._show(result)
-        ended = result.meta.get("ended", "done")
-        what = {"done": "Done", "time limit": "Done at the time limit",
-                "stopped": "Stopped early (partial result)",
-                "interrupted": "Interrupted (partial result)"}.get(ended, str(ended))
+        ended = RunEnd.parse(result.meta.get("ended")) or RunEnd.DONE
+        what = ended.sentence
         where = f", stored in `{out}`" if out else ""
         self._say(f"{what}: values of {len(result)} points{where}.")
 
@@ -460,7 +443,7 @@ class ShapleyPanel:
 
         from dvl_jupyter.plots import figure_to_png, plot_image_grid
 
-        if self._train is None or self.result is None or not _is_images(self._train):
+        if self._train is None or self.result is None or not is_image_data(self._train.x):
             self.grid_note.value = "The training data are not images: no grid to show."
             self.grid.layout.display = "none"
             return

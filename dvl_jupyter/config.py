@@ -1,0 +1,142 @@
+"""One run configuration, with one table of what each setting may be, checked in one place.
+
+The ``%%shapley`` magic (its options, its body and its ``%config`` traits), the widget panel's
+form and plain Python all describe a run as a :class:`RunConfig`; :meth:`RunConfig.validate`
+checks it against :attr:`RunConfig._parameter_constraints` (scikit-learn's habit, see
+:mod:`dvl_jupyter.valuation.params`), and :meth:`RunConfig.check` checks one setting, for the
+magic's traits. So ``jobs = -5`` gets the same one-line message whichever door it came in by.
+Nothing here imports IPython or ipywidgets.
+"""
+
+from __future__ import annotations
+
+import keyword
+import numbers
+import os
+from dataclasses import dataclass, field, fields
+from typing import Any, ClassVar
+
+from .valuation import MinUpdates, RelativeTruncation, StoppingCriterion, TruncationPolicy
+from .valuation.cachedir import DEFAULT_CACHE_DIR, CacheDirectory
+from .valuation.dataset import Dataset, as_dataset
+from .valuation.exceptions import DvlParameterError, DvlValueError
+from .valuation.params import (
+    BATCHED,
+    SEED,
+    STOPPING,
+    TRUNCATION,
+    InstanceOf,
+    Interval,
+    Options,
+    Satisfies,
+    check_param,
+    validate_params,
+)
+
+__all__ = ["BACKENDS", "RunConfig", "check_output_name"]
+
+#: joblib backends a run may use.
+BACKENDS = ("loky", "threading", "dask", "ray")
+
+
+def _is_pair(value: Any) -> bool:
+    low, high = value
+    return float(low) <= float(high)
+
+
+def _is_data(value: Any) -> bool:
+    as_dataset(value, "data")
+    return True
+
+
+_DATA = [InstanceOf(Dataset, "a Dataset"), Satisfies(_is_data, "an (x, y) tuple of arrays")]
+
+
+@dataclass
+class RunConfig:
+    """Everything a run needs; defaults are the reference notebook's settings.
+
+    Constructing one only stores; :meth:`validate` (called by the runner before anything
+    starts) checks every setting against :attr:`_parameter_constraints`.
+    """
+
+    model: Any = None
+    train: Dataset | tuple[Any, Any] | None = None
+    test: Dataset | tuple[Any, Any] | None = None
+    scoring: Any = "accuracy"
+    default: float = 0.0
+    range: tuple[float, float] | None = None
+    truncation: TruncationPolicy | None = field(
+        default_factory=lambda: RelativeTruncation(rtol=0.05, burn_in_fraction=0.3)
+    )
+    stopping: StoppingCriterion = field(default_factory=lambda: MinUpdates(100))
+    jobs: int = 1
+    backend: str = "loky"
+    cache: str | os.PathLike[str] | CacheDirectory | None = DEFAULT_CACHE_DIR
+    seed: int | None = None
+    batched: bool | str = "auto"
+    scheduler: str | None = None  # dask: address of a scheduler, e.g. tcp://10.0.0.5:8786
+    utility: Any = None  # a ready utility replaces model/test/scoring
+
+    #: What each setting may be: the one table every front end is checked against.
+    _parameter_constraints: ClassVar[dict[str, Any]] = {
+        "train": (_DATA, "Set `train = <Dataset or (x, y)>`."),
+        "scoring": [None, InstanceOf(str, "a scoring name such as 'accuracy'"),
+                    Satisfies(callable, "a callable (model, X, y) -> float")],
+        "default": [Interval(numbers.Real, None, None)],
+        "range": [None, Satisfies(_is_pair, "a (low, high) pair of numbers with low <= high")],
+        "truncation": TRUNCATION,
+        "stopping": STOPPING,
+        "jobs": [Interval(numbers.Integral, -1, None, exclude=(0,),
+                          description="a positive integer or -1 (all cores)")],
+        "backend": [Options(BACKENDS)],
+        "cache": [None, InstanceOf((str, os.PathLike, CacheDirectory), "a directory")],
+        "seed": SEED,
+        "batched": BATCHED,
+        "scheduler": [None, InstanceOf(str, "an address such as tcp://10.0.0.5:8786")],
+    }
+
+    @classmethod
+    def check(cls, name: str, value: Any) -> Any:
+        """Check one setting (e.g. a ``%config`` trait); returns it, or raises the message."""
+        spec = cls._parameter_constraints[name]
+        constraints, hint = spec if isinstance(spec, tuple) else (spec, "")
+        return check_param(name, value, constraints, hint)
+
+    def validate(self) -> RunConfig:
+        """Check every setting; the first broken rule raises its one-line message."""
+        validate_params({f.name: getattr(self, f.name) for f in fields(self)},
+                        self._parameter_constraints)
+        if self.utility is None:
+            if self.model is None:
+                raise DvlValueError(
+                    "No model: set `model = <your estimator>` (or pass utility=...).")
+            if self.test is None:
+                raise DvlValueError("No test data: set `test = <Dataset or (x, y)>` to score on.")
+            check_param("test", self.test, _DATA)
+        return self
+
+    def settings(self) -> dict[str, Any]:
+        """A JSON-able summary for run records and the result's metadata."""
+        return {
+            "model": type(self.model).__name__ if self.model is not None else None,
+            "scoring": self.scoring if isinstance(self.scoring, str) else repr(self.scoring),
+            "truncation": repr(self.truncation),
+            "stopping": str(self.stopping),
+            "jobs": self.jobs,
+            "backend": self.backend,
+            "scheduler": self.scheduler,
+            "seed": self.seed,
+            "batched": self.batched,
+            "n_train": len(as_dataset(self.train, "train")) if self.train is not None else None,
+        }
+
+
+def check_output_name(name: str, setting: str = "-o") -> str:
+    """The one rule for where a result goes: a Python variable name that is not a keyword."""
+    if not isinstance(name, str) or not name.isidentifier() or keyword.iskeyword(name):
+        raise DvlParameterError(
+            f"{setting} must be a Python variable name (letters, digits and _, not a keyword);"
+            f" got {name!r}."
+        )
+    return name

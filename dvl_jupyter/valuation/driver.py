@@ -1,0 +1,194 @@
+"""The run every valuation method shares: evaluation, counting, progress, stopping, ending.
+
+A method decides which subsets to evaluate and how their utilities become values; everything
+else about one ``fit`` is here, in :class:`Run`, and knows nothing of the method:
+
+- **evaluation**: :meth:`Run.evaluate` sends subsets through the cache and joblib's workers to
+  the evaluator chosen for the run (:class:`~dvl_jupyter.valuation.parallel.SubsetEvaluator`),
+  counts fits and failures, and follows a fast path that gave up (``batched="auto"``) by
+  carrying on one fit at a time and saying so;
+- **progress**: the callbacks (:class:`~dvl_jupyter.valuation.callbacks.ValuationCallback`)
+  hear about stages, evaluations, updates and the end;
+- **stopping**: :meth:`Run.check` asks the criterion and records its completion;
+  :attr:`Run.stop_requested` is a ``stop()`` from another thread;
+- **ending**: a run ends once, as a :class:`~dvl_jupyter.valuation.ending.RunEnd`; an
+  interrupt or an error ends it too (``with run:``), keeping the partial result.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import warnings
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .callbacks import RunStats, ValuationCallback
+from .ending import RunEnd
+from .exceptions import DvlValueError
+from .parallel import SubsetEvaluator
+from .result import Status, ValuationResult
+
+if TYPE_CHECKING:
+    from .cachedir import CacheDirectory
+    from .dataset import Dataset
+    from .evaluators import Evaluator
+    from .stopping import StoppingCriterion
+
+__all__ = ["FailedFitsWarning", "Run"]
+
+log = logging.getLogger("dvl_jupyter")
+
+
+class FailedFitsWarning(UserWarning):
+    """Some fits failed and scored the default (``catch_errors=True``): one warning per run."""
+
+
+class Run:
+    """One ``fit`` of a valuation method: the shared machinery (see the module docstring).
+
+    Use as a context manager around the method's work: leaving it by a keyboard interrupt
+    ends the run as ``interrupted``, by an error as ``error``, both keeping what was merged.
+    """
+
+    def __init__(
+        self,
+        method: Any,
+        train: Dataset,
+        callbacks: Sequence[ValuationCallback],
+        stop_event: threading.Event,
+    ) -> None:
+        self.method = method
+        self.train = train
+        self.callbacks = list(callbacks)
+        self._stop_event = stop_event
+        self.stats = RunStats()
+        self.result = ValuationResult.zeros(train.indices, train.names,
+                                            algorithm=method.algorithm)
+        self._evaluator: SubsetEvaluator | None = None
+        self._stack = contextlib.ExitStack()
+        self.ended: RunEnd | None = None
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    def __enter__(self) -> Run:
+        for cb in self.callbacks:
+            cb.on_start(self.method, self.stats)
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        try:
+            self._stack.close()  # joblib's workers
+        finally:
+            if exc_type is not None and issubclass(exc_type, KeyboardInterrupt):
+                self.finish(RunEnd.INTERRUPTED, Status.Failed)
+            elif exc_type is not None:
+                self.finish(RunEnd.ERROR, Status.Failed)
+
+    def stage(self, text: str) -> None:
+        """Say what the run is doing now (shown by the progress views)."""
+        self.stats.stage = text
+        for cb in self.callbacks:
+            cb.on_stage(self.stats)
+
+    def use(self, evaluator: Evaluator, cache: CacheDirectory | None) -> None:
+        """Evaluate through ``evaluator`` (chosen once for the run), with ``cache``'s values;
+        starts joblib's workers, which stay up until the run ends."""
+        self._set_path(evaluator.path)
+        self._evaluator = SubsetEvaluator(
+            evaluator, self.stats, cache=None if cache is None else cache.values,
+            on_progress=self._progress, on_fallback=self._fallback,
+        )
+        self.stage("starting workers")
+        self._stack.enter_context(self._evaluator)
+
+    def _set_path(self, path: str) -> None:
+        self.stats.path = path
+        self.result.meta["path"] = path
+
+    def _fallback(self, path: str) -> None:
+        log.info("%s; the run goes on one fit at a time", path)
+        self._set_path(path)
+        self.stage(self.stats.stage)
+
+    def _progress(self) -> None:
+        for cb in self.callbacks:
+            cb.on_evaluations(self.stats)
+
+    # -- evaluation ----------------------------------------------------------------------------
+    def evaluate(self, subsets: Sequence[np.ndarray]) -> np.ndarray:
+        """Utility values of ``subsets`` (positions of the training set), in order."""
+        if self._evaluator is None:
+            raise RuntimeError("Run.use(evaluator, cache) must come before Run.evaluate")
+        return self._evaluator(subsets)
+
+    @property
+    def first_error(self) -> str | None:
+        """The first failed fit's error, as text (None when every fit succeeded)."""
+        return None if self._evaluator is None else self._evaluator.first_error
+
+    def evaluate_ends(self) -> tuple[float, float]:
+        """``u(empty)`` and ``u(full set)``, evaluated first.
+
+        A model that cannot be fitted on all the data fails here, at once, with its own error
+        instead of after many fits; methods that truncate need the total anyway.
+        """
+        self.stage("evaluating the full training set")
+        n = len(self.train)
+        u_empty, total = self.evaluate([np.empty(0, dtype=np.int64),
+                                        np.arange(n, dtype=np.int64)])
+        if self.stats.failed_fits:
+            raise DvlValueError(
+                f"Fitting the model on the whole training set failed: {self.first_error}. "
+                "Check that the model accepts this data (or pass catch_errors=False to "
+                "ModelUtility for the full traceback)."
+            )
+        self.result.meta.update(total_utility=float(total), empty_utility=float(u_empty))
+        return float(u_empty), float(total)
+
+    # -- progress and stopping -----------------------------------------------------------------
+    def updated(self) -> None:
+        """Tell the views that values were merged into :attr:`result`."""
+        for cb in self.callbacks:
+            cb.on_update(self.result, self.stats)
+
+    def check(self, criterion: StoppingCriterion) -> Status:
+        """Check ``criterion`` once on the result; records its completion and status."""
+        status = criterion(self.result)
+        self.stats.completion = float(criterion.completion())
+        if status != Status.Pending:
+            self.result.status = status
+        return status
+
+    @property
+    def stop_requested(self) -> bool:
+        """Whether ``stop()`` was called (from any thread) since the run started."""
+        return self._stop_event.is_set()
+
+    # -- the end -------------------------------------------------------------------------------
+    def finish(self, end: RunEnd, status: Status | None = None) -> None:
+        """End the run (once): record how, tell the views, report failed fits."""
+        if self.ended is not None:
+            return
+        self.ended = end
+        result, stats = self.result, self.stats
+        if status is not None and end is not RunEnd.DONE:
+            result.status = status
+        result.meta.update(stats.as_dict())
+        result.meta["ended"] = end.value
+        # Views first: a warning turned into an error must not keep them from finishing.
+        for cb in self.callbacks:
+            try:
+                cb.on_finish(result, stats)
+            except Exception as exc:  # noqa: BLE001 - a broken view must not lose the result
+                warnings.warn(f"progress callback {cb!r} failed: {exc}", stacklevel=2)
+        if stats.failed_fits and end is not RunEnd.ERROR:
+            warnings.warn(
+                f"{stats.failed_fits} of {stats.fits} fits failed and scored the "
+                f"default; the first error was: {self.first_error}. Pass "
+                "catch_errors=False to ModelUtility to see the full traceback.",
+                FailedFitsWarning,
+                stacklevel=4,
+            )

@@ -1,0 +1,86 @@
+"""The fast path as an evaluator: what a valuation run sends to its workers.
+
+:class:`FastPathEvaluator` trains one model per non-empty subset of a chunk at once and scores
+each with the utility's scorer. Kept apart from the trainer so that the trainer knows nothing
+about utilities, scorers' defaults or failure accounting.
+
+When the fast path cannot train a chunk at all (an error inside the trainer, not a model that
+merely scores badly), the evaluator does not raise from the worker: it says why in
+``batch.fallback``, and the driver carries on one fit at a time (``batched="auto"``). With
+``batched=True`` (``required``) the failure is an error naming its cause.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ..evaluators import EvaluationBatch
+from ..exceptions import FastPathUnsupported
+from ..fingerprint import digest
+
+if TYPE_CHECKING:
+    from ..utility import ModelUtility
+
+__all__ = ["DEFAULT_BLOCK", "FastPathEvaluator"]
+
+#: Models trained together in one block (per worker).
+DEFAULT_BLOCK = 32
+
+
+class FastPathEvaluator:
+    """Trains the models of a chunk of subsets together (see :mod:`dvl_jupyter.valuation.fastpath`).
+
+    Parameters
+    ----------
+    utility
+        A bound :class:`~dvl_jupyter.valuation.utility.ModelUtility` over a skorch net that
+        the fast path can train (checked by ``choose_evaluator``).
+    required
+        ``batched=True``: a failure of the fast path is an error instead of a fallback.
+    block
+        Models trained together per task.
+    """
+
+    def __init__(self, utility: ModelUtility, required: bool = False,
+                 block: int = DEFAULT_BLOCK) -> None:
+        self.utility = utility
+        self.required = required
+        self.batch_size = block
+        self.path = f"fast path: {block} models trained together"
+
+    def fingerprint(self) -> str:
+        # Equal to one-by-one fits up to float rounding only: cached apart from them.
+        return digest(self.utility.fingerprint(), "fast")
+
+    def evaluate_many(self, subsets: Sequence[np.ndarray]) -> EvaluationBatch:
+        from .scoring import fit_score_many
+
+        utility = self.utility
+        scorer = utility.scorer
+        # sorted, as in one-by-one fits: the rows a model sees depend on the set alone
+        subsets = [np.sort(np.asarray(s, dtype=np.int64)) for s in subsets]
+        values = np.full(len(subsets), float(scorer.default))
+        todo = [i for i, s in enumerate(subsets) if len(s) > 0]
+        if not todo:
+            return EvaluationBatch(values)
+        x, y = utility.training_data.data()
+        seeds = [utility.fit_seed(subsets[i]) for i in todo]
+        try:
+            scores = fit_score_many(utility.model, x, y, [subsets[i] for i in todo], seeds,
+                                    scorer)
+        except Exception as exc:  # noqa: BLE001 - becomes a fallback or an error, see above
+            cause = f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
+            if self.required:
+                raise FastPathUnsupported(
+                    f"batched=True, but the fast path failed while training: {cause}. Use "
+                    "batched='auto' to fall back to one-by-one fits."
+                ) from exc
+            return EvaluationBatch(values, fallback=cause)
+        low, high = getattr(scorer, "range", (-np.inf, np.inf))
+        for i, score in zip(todo, scores, strict=True):
+            if np.isfinite(score):
+                values[i] = float(np.clip(score, low, high))
+        return EvaluationBatch(values, len(todo))
