@@ -134,7 +134,7 @@ class RunStore:
         started, started_unix = _now()
         stamp = datetime.fromtimestamp(started_unix, timezone.utc).strftime("%Y%m%d-%H%M%S")
         run_id = f"{stamp}-{secrets.token_hex(3)}"
-        from .. import __version__
+        from ._version import __version__
 
         manifest = {
             "format": MANIFEST_FORMAT,
