@@ -445,13 +445,9 @@ def _body_line(exc: BaseException) -> int | str:
 
 
 def _progress_view(runner: ValuationRunner | None, enabled: bool) -> Any:
-    """The progress callback of :mod:`dvl_jupyter.progress` (the engine's tqdm bar without it)."""
-    try:
-        from .progress import progress_callback
-    except ImportError:  # the progress module is optional for the magics
-        from .valuation import TqdmProgress
+    """The progress view that fits the front end (:func:`dvl_jupyter.progress.progress_callback`)."""
+    from .progress import progress_callback
 
-        return TqdmProgress() if enabled else None
     return progress_callback(runner, enabled=enabled) if enabled else None
 
 
