@@ -45,6 +45,8 @@ SETTINGS = ("model", "train", "test", "scoring", "truncation", "stopping", "defa
             "utility")
 BATCHED = {"auto": "auto", "on": True, "off": False}
 _BODY = "<%%shapley body>"
+#: The traits that are run settings, checked by RunConfig's table.
+_RUN_SETTINGS = ("jobs", "backend", "scheduler", "seed")
 _EXAMPLE = "model = model\ntrain, test = train, test\nstopping = MinUpdates(100)"
 
 
@@ -162,7 +164,7 @@ class ShapleyMagics(Magics, Configurable):
         #: The runner of the last %%shapley run (e.g. to stop a background run).
         self.last_runner: ValuationRunner | None = None
 
-    @validate("jobs", "backend", "scheduler", "seed")
+    @validate(*_RUN_SETTINGS)
     def _check_run_setting(self, proposal: Any) -> Any:
         try:
             return RunConfig.check(proposal["trait"].name, proposal["value"])
@@ -445,7 +447,7 @@ def _body_line(exc: BaseException) -> int | str:
 
 
 def _progress_view(runner: ValuationRunner | None, enabled: bool) -> Any:
-    """The progress view that fits the front end (:func:`dvl_jupyter.progress.progress_callback`)."""
+    """The progress view that fits the front end (:func:`.progress.progress_callback`)."""
     from .progress import progress_callback
 
     return progress_callback(runner, enabled=enabled) if enabled else None
@@ -462,10 +464,28 @@ def load(ip: Any) -> ShapleyMagics:
     for c in ip.configurables:
         if isinstance(c, ShapleyMagics):
             return c
+    _drop_refused_config(ip)
     magics = ShapleyMagics(shell=ip)
     ip.register_magics(magics)
     return magics
 
+
+def _drop_refused_config(ip: Any) -> None:
+    """Forget ``%config ShapleyMagics.<name> = <value>`` entries that the traits refuse.
+
+    ``%config`` stores a value in the shell's config before the trait checks it, so a refused
+    value (``jobs = 0``) would stay there and make every later ``%load_ext`` fail. It was
+    refused with its message when it was set; here it is dropped, with one line saying so.
+    """
+    section = ip.config.get("ShapleyMagics") if hasattr(ip.config, "get") else None
+    if not section:
+        return
+    for name in [n for n in section if n in _RUN_SETTINGS]:
+        try:
+            RunConfig.check(name, section[name])
+        except DvlError as exc:
+            del section[name]
+            print(f"%config ShapleyMagics.{name} ignored: {exc}")
 
 def unload(ip: Any) -> None:
     """Remove the magics, their registry entry and their ``%config`` entry from a shell."""

@@ -9,8 +9,8 @@ import pytest
 from sklearn.dummy import DummyClassifier
 from sklearn.linear_model import LogisticRegression
 
-from dvl_jupyter.widget_panel import ShapleyPanel, find_datasets, find_estimators, panel
 from dvl_jupyter.valuation import Dataset
+from dvl_jupyter.widget_panel import ShapleyPanel, find_datasets, find_estimators, panel
 
 N_TRAIN = 8
 

@@ -29,6 +29,7 @@ from .stopping import (
     MaxUpdates,
     MinUpdates,
     RankCorrelation,
+    RankReliability,
     StoppingCriterion,
 )
 from .truncation import FixedTruncation, NoTruncation, RelativeTruncation, TruncationPolicy
@@ -55,6 +56,7 @@ __all__ = [
     "NoTruncation",
     "PermutationSampler",
     "RankCorrelation",
+    "RankReliability",
     "RelativeTruncation",
     "RunEnd",
     "RunStats",

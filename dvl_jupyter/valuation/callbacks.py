@@ -24,6 +24,8 @@ class RunStats:
     permutations: int = 0  # permutations merged into the result
     completion: float = 0.0  # the stopping criterion's own completion in [0, 1]
     started: float = field(default_factory=time.monotonic)
+    reliability: float = float("nan")  # split-half rank reliability so far (diagnostics)
+    distinguishable: int = 0  # points whose value differs from zero (BH-corrected)
     path: str = ""  # how models are trained, and why (the evaluator's note)
     stage: str = ""  # what the run is doing now: "checking the fast path", "running"...
 
@@ -51,6 +53,8 @@ class RunStats:
             "permutations": self.permutations,
             "completion": self.completion,
             "elapsed_s": round(self.elapsed, 3),
+            "reliability": self.reliability if self.reliability == self.reliability else None,
+            "distinguishable": self.distinguishable,
             "path": self.path,
         }
 

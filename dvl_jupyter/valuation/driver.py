@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .callbacks import RunStats, ValuationCallback
+from .diagnostics import Reliability, advice, reliability
 from .ending import RunEnd
 from .exceptions import DvlValueError
 from .parallel import SubsetEvaluator
@@ -71,6 +72,8 @@ class Run:
         self._evaluator: SubsetEvaluator | None = None
         self._stack = contextlib.ExitStack()
         self.ended: RunEnd | None = None
+        self._reliability: Reliability | None = None
+        self._samples_word = "samples"
 
     # -- lifecycle -----------------------------------------------------------------------------
     def __enter__(self) -> Run:
@@ -118,11 +121,13 @@ class Run:
             cb.on_evaluations(self.stats)
 
     # -- evaluation ----------------------------------------------------------------------------
-    def evaluate(self, subsets: Sequence[np.ndarray]) -> np.ndarray:
-        """Utility values of ``subsets`` (positions of the training set), in order."""
+    def evaluate(self, subsets: Sequence[np.ndarray],
+                 evaluator: Evaluator | None = None) -> np.ndarray:
+        """Utility values of ``subsets`` (positions of the training set), in order; with
+        ``evaluator``, computed by it instead of the run's own, through the same cache."""
         if self._evaluator is None:
             raise RuntimeError("Run.use(evaluator, cache) must come before Run.evaluate")
-        return self._evaluator(subsets)
+        return self._evaluator(subsets, evaluator)
 
     @property
     def first_error(self) -> str | None:
@@ -147,6 +152,21 @@ class Run:
             )
         self.result.meta.update(total_utility=float(total), empty_utility=float(u_empty))
         return float(u_empty), float(total)
+
+    # -- how far to trust it --------------------------------------------------------------------
+    def record_halves(self, half_a: np.ndarray, half_b: np.ndarray, samples: int,
+                      what: str = "permutations") -> Reliability:
+        """The values of the two halves of the samples so far: computes the reliability
+        figures (:mod:`~dvl_jupyter.valuation.diagnostics`) into ``stats`` and ``meta``.
+        Methods call it before checking the criterion, which may read them."""
+        r = self.result
+        rel = reliability(half_a, half_b, r.values, r.stderr, r.counts, samples)
+        self.stats.reliability = rel.reliability
+        self.stats.distinguishable = rel.distinguishable
+        r.meta.update(reliability=rel.as_dict()["reliability"],
+                      distinguishable=rel.distinguishable, reliability_samples=samples)
+        self._reliability, self._samples_word = rel, what
+        return rel
 
     # -- progress and stopping -----------------------------------------------------------------
     def updated(self) -> None:
@@ -178,6 +198,8 @@ class Run:
             result.status = status
         result.meta.update(stats.as_dict())
         result.meta["ended"] = end.value
+        if self._reliability is not None:
+            result.meta["advice"] = advice(self._reliability, self._samples_word)
         # Views first: a warning turned into an error must not keep them from finishing.
         for cb in self.callbacks:
             try:

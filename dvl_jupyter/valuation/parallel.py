@@ -148,8 +148,20 @@ class SubsetEvaluator:
                 out[i] = again[starts[k]:starts[k + 1]]
         return np.concatenate(out) if out else np.empty(0)
 
-    def __call__(self, subsets: Sequence[np.ndarray]) -> np.ndarray:
-        """One value per subset; equal subsets (as sets) are computed once."""
+    def __call__(self, subsets: Sequence[np.ndarray],
+                 evaluator: Evaluator | None = None) -> np.ndarray:
+        """One value per subset; equal subsets (as sets) are computed once.
+
+        ``evaluator`` computes these values instead of the run's own (e.g. the same model with
+        other seeds, for the training-noise probe), through the same cache and workers.
+        """
+        if evaluator is not None:
+            own, own_cache, own_fp = self.evaluator, self.cache, self._fp
+            self._use(evaluator)
+            try:
+                return self(subsets)
+            finally:
+                self.evaluator, self.cache, self._fp = own, own_cache, own_fp
         unique: list[np.ndarray] = []
         position: dict[bytes, int] = {}
         where = []

@@ -68,9 +68,10 @@ class FastPathEvaluator:
             return EvaluationBatch(values)
         x, y = utility.training_data.data()
         seeds = [utility.fit_seed(subsets[i]) for i in todo]
+        orders = [utility.training_order(subsets[i]) for i in todo]
         try:
             scores = fit_score_many(utility.model, x, y, [subsets[i] for i in todo], seeds,
-                                    scorer)
+                                    scorer, orders=None if orders[0] is None else orders)
         except Exception as exc:  # noqa: BLE001 - becomes a fallback or an error, see above
             cause = f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
             if self.required:

@@ -121,7 +121,8 @@ def _accuracy_scorer(net: Any, spec: NetSpec, scorer: Any) -> tuple[Any, np.ndar
 
 def fit_score_many(net: Any, x: Any, y: Any, subsets: Sequence[np.ndarray],
                    seeds: Sequence[int], scorer: Any, *, trainer: str = "auto",
-                   n_threads: int | None = None) -> np.ndarray:
+                   n_threads: int | None = None,
+                   orders: Sequence[np.ndarray] | None = None) -> np.ndarray:
     """Fit one model per subset (as :func:`fit_many`) and score each with ``scorer(net)``.
 
     Each model is loaded into one initialised copy of the net (with what ``fit`` records
@@ -132,7 +133,8 @@ def fit_score_many(net: Any, x: Any, y: Any, subsets: Sequence[np.ndarray],
     Returns the scores as the scorer returns them (float64).
     """
     threads = torch.get_num_threads() if n_threads is None else max(1, int(n_threads))
-    result = train_models(net, x, y, subsets, seeds, trainer=trainer, n_threads=threads)
+    result = train_models(net, x, y, subsets, seeds, trainer=trainer, n_threads=threads,
+                          orders=orders)
     spec = result.spec
     direct = _accuracy_scorer(net, spec, scorer)
     if direct is not None:
