@@ -35,7 +35,7 @@ order of each group of equidistant training points*. For a subset :math:`S` whos
 
 the expected score of a KNN classifier that picks the missing :math:`r` neighbours at random
 among the tied ones. Its Shapley values are the mean of the strict-order values over the tie
-orders (linearity), which has a closed form per group of ties (see :func:`_tied_values`), so
+orders (linearity), which has a closed form per group of ties (see ``_tied_values``), so
 the cost stays one sort per test point. Consequences: the values do not depend on the order
 of the rows, and duplicated points with the same label get the same value (Shapley's symmetry
 axiom holds for them, which it does not under "the first row wins"). "Equal" means equal
@@ -70,9 +70,10 @@ __all__ = ["KNNShapleyValuation", "knn_shapley_values", "knn_shapley_from_rankin
 #: Metrics computed as squared Euclidean distances (same order as the Euclidean distance).
 _EUCLIDEAN = frozenset({"euclidean", "l2", "sqeuclidean"})
 
-#: Peak bytes per (test point, training point) pair of one chunk: distances, sort order,
-#: labels, per-rank terms and the tie-group arrays, float64/int64 of the chunk's shape
-#: (tracemalloc measures about 58 on the tie path, the costlier one, and 40 without ties).
+#: Peak bytes per (test point, training point) pair of one chunk, an upper bound: distances,
+#: sort order, labels and per-rank terms in float64/int64. tracemalloc measures about 33
+#: without ties, 47 on raw digit pixels and 62 in the worst case (every training point tied
+#: with one other: the most tie groups).
 _BYTES_PER_PAIR = 64
 
 #: Default memory budget of one chunk of test points.
@@ -93,14 +94,24 @@ def _rank_weights(n: int, n_neighbors: int) -> tuple[NDArray[np.float64], NDArra
     return c, d
 
 
+def _tail_sums(rate: NDArray[np.float64], d: NDArray[np.float64]) -> NDArray[np.float64]:
+    """``after[t, q] = sum_{l > q} rate[t, l] d[l]``, consuming ``rate`` (R x n) in place."""
+    rate *= d
+    after = np.cumsum(rate[:, ::-1], axis=1)[:, ::-1]
+    after -= rate
+    return after
+
+
 def _strict_values(
     match: NDArray[np.float64], c: NDArray[np.float64], d: NDArray[np.float64]
 ) -> NDArray[np.float64]:
-    """Values at each rank of each row of ``match`` (R x n, nearest first), no ties."""
-    md = match * d
-    after = np.cumsum(md[:, ::-1], axis=1)[:, ::-1]
-    after -= md  # sum over the ranks strictly behind
-    return match * c - after
+    """Values at each rank of each row of ``match`` (R x n, nearest first), no ties.
+
+    Consumes ``match`` (it becomes scratch space).
+    """
+    values = match * c
+    values -= _tail_sums(match, d)
+    return values
 
 
 def _tied_values(
@@ -108,56 +119,69 @@ def _tied_values(
     new_group: NDArray[np.bool_],
     c: NDArray[np.float64],
     d: NDArray[np.float64],
-) -> NDArray[np.float64]:
-    """Values at each rank, averaged over the orders of each group of tied ranks.
+    n_neighbors: int,
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Values at each rank, averaged over the orders of each group of tied ranks, and u(N)
+    of each row. Consumes ``match`` (its memory holds the values).
 
-    For a point p of a group occupying ranks a..b (g points, M of them matching), over all
-    orders of the group: p sits at a uniformly random rank r of a..b, and each rank behind it
-    inside the group holds a matching point with probability (M - m_p) / (g - 1). With
-    ``cbar`` the mean of ``c`` over a..b and ``T = sum_{l > b} (M_l / g_l) d[l]`` the loss
-    term of the ranks after b (``M_l / g_l``: the match rate of the group of rank l)::
+    For a point p of a group occupying ranks a..b (g >= 2 points, M of them matching), over
+    all orders of the group: p sits at a uniformly random rank r of a..b, and each rank behind
+    it inside the group holds a matching point with probability (M - m_p) / (g - 1). With
+    ``cbar`` the mean of ``c`` over a..b and ``T = sum_{l > b} rate_l d[l]`` the loss term of
+    the ranks after b (``rate_l``: the match rate of the group of rank l, since those ranks
+    are in random order too)::
 
         E[s_p] = m_p cbar - T - (M - m_p) (cbar - c[b]) / (g - 1)
 
-    since ``sum_{l = r + 1..b} d[l] = c[r] - c[b]``. A group of one gives back the strict value.
+    because ``sum_{l = r + 1..b} d[l] = c[r] - c[b]``. Untied ranks keep the strict formula
+    (with the same tail ``T``). Only tied groups get per-group arrays, so memory grows with
+    the number of tied ranks, not of ranks. ``u(N) = sum_{q < K} rate_q / K``: the expected
+    fraction of matching labels among the K nearest.
     """
     rows, n = match.shape
-    starts = np.flatnonzero(new_group.ravel())
-    size = np.diff(np.append(starts, rows * n))
-    first = starts % n
-    last = first + size - 1
+    flat_m = match.ravel()
+    starts = new_group.ravel()
+    ends = np.empty_like(starts)  # True where the next rank starts a new group
+    ends[:-1] = starts[1:]
+    ends[-1] = True
+    first = np.flatnonzero(starts & ~ends)  # first and last rank of each tied group
+    last = np.flatnonzero(ends & ~starts)
+    tied = ~(starts & ends)
+    del starts, ends
+    size = last - first + 1
+    m_tied = flat_m[tied]  # the tied ranks, group after group
+    offsets = np.cumsum(size) - size
+    n_match = np.add.reduceat(m_tied, offsets)
+    del offsets
+
+    rate = match.copy()
+    rate.ravel()[tied] = np.repeat(n_match / size, size)
+    utility = rate[:, :n_neighbors].sum(axis=1) / n_neighbors
+    values = match  # the strict formula, right for the untied ranks; match is not needed now
+    values *= c
+    after = _tail_sums(rate, d)
+    del rate
+    values -= after
+    tail = after[last // n, last % n]
+    del after
+
+    first %= n  # ranks within the row
+    last %= n
     c_cum = np.concatenate(([0.0], np.cumsum(c)))
-    c_bar = (c_cum[last + 1] - c_cum[first]) / size
-    n_match = np.add.reduceat(match.ravel(), starts)
-    # The ranks behind a group are themselves in random order within their groups: each holds
-    # a matching point with its group's rate, whatever the row of the sort put there.
-    md = np.repeat(n_match / size, size).reshape(rows, n) * d
-    after = np.cumsum(md[:, ::-1], axis=1)[:, ::-1]
-    after -= md
-    tail = after.ravel()[starts + size - 1]
-    slope = (c_bar - c[last]) / np.maximum(size - 1, 1)
-    m = match.ravel()
-    values = m * np.repeat(c_bar, size) - np.repeat(tail, size)
-    values -= (np.repeat(n_match, size) - m) * np.repeat(slope, size)
-    return values.reshape(rows, n)
-
-
-def _full_set_utility(
-    match: NDArray[np.float64], new_group: NDArray[np.bool_] | None, n_neighbors: int
-) -> NDArray[np.float64]:
-    """u(N) of each row (test point): the expected fraction of matching labels among the K
-    nearest, the tied group at the K-th rank contributing in proportion to its slots."""
-    rows, n = match.shape
-    k = min(n_neighbors, n)
-    if new_group is None:
-        return match[:, :k].sum(axis=1) / n_neighbors
-    starts = np.flatnonzero(new_group.ravel())
-    size = np.diff(np.append(starts, rows * n))
-    first = starts % n
-    slots = np.clip(k - first, 0, size)
-    share = np.add.reduceat(match.ravel(), starts) * slots / size
-    row = starts // n
-    return np.bincount(row, weights=share, minlength=rows) / n_neighbors
+    c_bar = c_cum[last + 1] - c_cum[first]
+    c_bar /= size
+    slope = c_bar - c[last]
+    slope /= size - 1
+    del first, last
+    c_bar += slope
+    tail += n_match * slope
+    del n_match, slope
+    fix = np.repeat(c_bar, size)
+    fix *= m_tied
+    del m_tied
+    fix -= np.repeat(tail, size)
+    values.ravel()[tied] = fix
+    return values, utility
 
 
 # -- distances -----------------------------------------------------------------------------
@@ -198,6 +222,16 @@ def _labels(y: Any, name: str, n: int) -> np.ndarray:
     return arr
 
 
+def _check_label_types(y_train: np.ndarray, y_test: np.ndarray) -> None:
+    """Numbers never equal strings in numpy (no error, all False): say so instead."""
+    numeric = [np.issubdtype(y.dtype, np.number) or y.dtype == bool for y in (y_train, y_test)]
+    if numeric[0] != numeric[1]:
+        raise DvlTypeError(
+            f"y_test labels ({y_test.dtype}) cannot match y_train labels ({y_train.dtype}): "
+            "they would never compare equal. Encode both the same way."
+        )
+
+
 def _check_metric(
     metric: Any, metric_params: Mapping[str, Any] | None
 ) -> tuple[str | Callable[..., float], dict[str, Any]]:
@@ -222,6 +256,13 @@ def _check_metric(
             "metric='precomputed' is not supported: KNN-Shapley computes the distances from "
             "features. Pass the points, or features=... to embed them."
         )
+    if metric in ("seuclidean", "mahalanobis"):
+        needed = "V" if metric == "seuclidean" else "VI"
+        if needed not in params:
+            raise DvlValueError(
+                f"metric={metric!r} needs metric_params={{{needed!r}: ...}}: without it the "
+                "scale would be estimated from each chunk of points, and change between them."
+            )
     if metric == "minkowski":
         p = params.get("p", 2)
         if not isinstance(p, numbers.Real) or isinstance(p, bool) or not p > 0:
@@ -338,9 +379,9 @@ def knn_shapley_values(
     -----
     Ties in distance are averaged over (see the module docstring). Time: one distance
     matrix and one sort per test point, O(n_train log n_train + n_train * n_features) each.
-    Memory: about ``64 * chunk_size * n_train`` bytes for one chunk (distances, sort order and
-    per-rank terms in float64/int64), plus the inputs as float64; the default chunk keeps this
-    near 64 MiB whatever the size of the test set.
+    Memory: at most about ``64 * chunk_size * n_train`` bytes for one chunk (distances, sort
+    order and per-rank terms in float64/int64; about half that without ties), plus the inputs
+    as float64; the default chunk keeps this under 64 MiB whatever the size of the test set.
 
     Examples
     --------
@@ -358,6 +399,7 @@ def knn_shapley_values(
         )
     ytr = _labels(y_train, "y_train", xtr.shape[0])
     yte = _labels(y_test, "y_test", xte.shape[0])
+    _check_label_types(ytr, yte)
     name, params = _check_metric(metric, metric_params)
     if on_progress is not None and not callable(on_progress):
         raise DvlTypeError(
@@ -390,14 +432,14 @@ def knn_shapley_values(
         np.not_equal(dist[:, 1:], dist[:, :-1], out=new_group[:, 1:])
         del dist
         if new_group.all():
-            new_group = None
+            chunk_utility = match[:, :k].sum(axis=1) / k
             chunk_values = _strict_values(match, c, d)
         else:
-            chunk_values = _tied_values(match, new_group, c, d)
+            chunk_values, chunk_utility = _tied_values(match, new_group, c, d, k)
+        del new_group, match
         values += np.bincount(order.ravel(), weights=chunk_values.ravel(), minlength=n)
-        if return_utility:
-            utility += float(_full_set_utility(match, new_group, k).sum())
-        del order, match, chunk_values, new_group
+        utility += float(chunk_utility.sum())
+        del order, chunk_values
         if on_progress is not None:
             on_progress(stop, total)
     values /= total
@@ -447,6 +489,7 @@ def knn_shapley_from_ranking(
         )
     ytr = _labels(y_train, "y_train", n)
     yte = _labels(y_test, "y_test", order.shape[0])
+    _check_label_types(ytr, yte)
     c, d = _rank_weights(n, k)
     match = (ytr[order] == yte[:, None]).astype(np.float64)
     values = np.bincount(
@@ -559,8 +602,9 @@ class KNNShapleyValuation:
                 "TMCShapleyValuation for other models."
             )
         if model.weights != "uniform":
+            given = model.weights if callable(model.weights) else repr(model.weights)
             raise DvlValueError(
-                f"model weights={describe_value(model.weights)} is not supported: exact "
+                f"model weights={given} is not supported: exact "
                 "KNN-Shapley is for unweighted votes. Use weights='uniform'."
             )
         try:

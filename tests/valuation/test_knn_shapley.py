@@ -366,8 +366,8 @@ def test_model_that_is_not_a_knn_classifier(small, model):
 
 
 @pytest.mark.parametrize("params,match", [
-    ({"weights": "distance"}, "^model weights="),
-    ({"weights": lambda d: d}, "^model weights="),
+    ({"weights": "distance"}, "^model weights='distance' is not supported"),
+    ({"weights": lambda d: d}, "^model weights=<function"),
     ({"metric": "precomputed"}, "^model metric='precomputed'"),
     ({"metric": "minkowski", "p": -1}, r"^model metric_params\['p'\]"),
     ({"n_neighbors": 0}, "^model n_neighbors must be an integer >= 1"),
@@ -425,6 +425,10 @@ def test_bad_function_arguments(small):
          "^chunk_size"),
         (lambda: f(x_train, y_train, x_test, y_test, 2, on_progress=3), DvlTypeError,
          "^on_progress must be a callable"),
+        (lambda: f(x_train, y_train, x_test, y_test.astype(str), 2), DvlTypeError,
+         r"^y_test labels \(<U\d+\) cannot match y_train labels \(int64\)"),
+        (lambda: f(x_train, y_train, x_test, y_test, 2, metric="seuclidean"), DvlValueError,
+         "^metric='seuclidean' needs metric_params"),
         (lambda: knn_shapley_from_ranking(np.zeros((3, 10), int), y_train, y_test, 2),
          DvlValueError, "^ranking: every row must be a permutation"),
         (lambda: knn_shapley_from_ranking(np.arange(10), y_train, y_test, 2),
