@@ -312,6 +312,19 @@ def test_valuation_reads_the_models_metric_and_features():
     assert valuation.model.n_features_in_ == 2
 
 
+def test_torch_tensors_are_accepted():
+    import torch
+    from sklearn.neighbors import KNeighborsClassifier
+
+    rng = np.random.default_rng(9)
+    x_train, y_train, x_test, y_test = random_problem(rng, 40, 8, 3, ties=True)
+    expected = knn_shapley_values(x_train, y_train, x_test, y_test, 3)
+    train = Dataset(torch.as_tensor(x_train, dtype=torch.float32), torch.as_tensor(y_train))
+    test = Dataset(torch.as_tensor(x_test, dtype=torch.float32), torch.as_tensor(y_test))
+    got = KNNShapleyValuation(KNeighborsClassifier(3), test).fit(train).result
+    np.testing.assert_allclose(got.values, expected, rtol=0, atol=TOL)
+
+
 @pytest.mark.slow
 def test_penultimate_layer_embedding_of_a_skorch_net():
     """The recipe of the class docstring: a forward hook on the layer before the output."""
