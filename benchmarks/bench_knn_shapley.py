@@ -160,7 +160,7 @@ def main() -> None:
 
     from scipy.stats import spearmanr
 
-    from dvl_jupyter.valuation.knn_shapley import (
+    from dvl_jupyter.valuation.methods.knn_shapley import (
         _BYTES_PER_PAIR,
         _CHUNK_BUDGET,
         knn_shapley_from_ranking,

@@ -17,7 +17,12 @@ from .exceptions import (
     DvlValueError,
     FastPathUnsupported,
 )
-from .methods import TMCShapleyValuation, UtilityValuation, ValuationMethod
+from .methods import (
+    KNNShapleyValuation,
+    TMCShapleyValuation,
+    UtilityValuation,
+    ValuationMethod,
+)
 from .result import Status, ValuationResult
 from .samplers import PermutationSampler
 from .scorers import Scorer, SkorchSupervisedScorer, SupervisedScorer
@@ -48,6 +53,7 @@ __all__ = [
     "FixedTruncation",
     "FunctionUtility",
     "HistoryDeviation",
+    "KNNShapleyValuation",
     "MaxChecks",
     "MaxTime",
     "MaxUpdates",

@@ -99,7 +99,7 @@ class Run:
     def use(self, evaluator: Evaluator, cache: CacheDirectory | None) -> None:
         """Evaluate through ``evaluator`` (chosen once for the run), with ``cache``'s values;
         starts joblib's workers, which stay up until the run ends."""
-        self._set_path(evaluator.path)
+        self.set_path(evaluator.path)
         self._evaluator = SubsetEvaluator(
             evaluator, self.stats, cache=None if cache is None else cache.values,
             on_progress=self._progress, on_fallback=self._fallback,
@@ -107,18 +107,27 @@ class Run:
         self.stage("starting workers")
         self._stack.enter_context(self._evaluator)
 
-    def _set_path(self, path: str) -> None:
+    def set_path(self, path: str) -> None:
+        """Say how the values are computed (the progress view and ``meta["path"]`` show it)."""
         self.stats.path = path
         self.result.meta["path"] = path
 
     def _fallback(self, path: str) -> None:
         log.info("%s; the run goes on one fit at a time", path)
-        self._set_path(path)
+        self.set_path(path)
         self.stage(self.stats.stage)
 
     def _progress(self) -> None:
         for cb in self.callbacks:
             cb.on_evaluations(self.stats)
+
+    def progressed(self, completion: float, evaluations: int | None = None) -> None:
+        """For methods that evaluate no utility (closed forms): how far they are, and how
+        many of their own steps (test points...) are done; the views refresh."""
+        self.stats.completion = float(completion)
+        if evaluations is not None:
+            self.stats.evaluations = int(evaluations)
+        self._progress()
 
     # -- evaluation ----------------------------------------------------------------------------
     def evaluate(self, subsets: Sequence[np.ndarray],

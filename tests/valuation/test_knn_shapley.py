@@ -17,7 +17,7 @@ import pytest
 
 from dvl_jupyter.valuation.dataset import Dataset
 from dvl_jupyter.valuation.exceptions import DvlError, DvlTypeError, DvlValueError
-from dvl_jupyter.valuation.knn_shapley import (
+from dvl_jupyter.valuation.methods.knn_shapley import (
     KNNShapleyValuation,
     knn_shapley_from_ranking,
     knn_shapley_values,

@@ -55,15 +55,18 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-from .dataset import Dataset, as_dataset
-from .exceptions import DvlError, DvlTypeError, DvlValueError, describe_value
-from .result import Status, ValuationResult
+from ..callbacks import ValuationCallback
+from ..dataset import Dataset, as_dataset
+from ..driver import Run
+from ..exceptions import DvlTypeError, DvlValueError, describe_value
+from ..result import Status
+from .base import ValuationMethod
 
 __all__ = ["KNNShapleyValuation", "knn_shapley_values", "knn_shapley_from_ranking"]
 
@@ -499,7 +502,7 @@ def knn_shapley_from_ranking(
 
 
 # -- the valuation method ------------------------------------------------------------------
-class KNNShapleyValuation:
+class KNNShapleyValuation(ValuationMethod):
     """Exact Shapley values of a K-nearest-neighbour classifier (Jia et al. 2019).
 
     pyDVL's ``KNNShapleyValuation``: the model gives K and the metric; no model is trained on
@@ -517,7 +520,8 @@ class KNNShapleyValuation:
     test_data
         ``Dataset`` or ``(x, y)``: the points whose predictions define the utility.
     progress
-        Show a tqdm bar over the test points.
+        Show a tqdm bar over the test points (each test point counts as one evaluation in the
+        progress views).
     clone_before_fit
         As pyDVL: ``fit`` fits a clone of ``model`` on the training data (True) or ``model``
         itself (False); afterwards ``.model`` is that fitted classifier (it is not needed for
@@ -545,7 +549,10 @@ class KNNShapleyValuation:
         [:-2])``, works as well when the module's forward is just its children in order.
     chunk_size
         Test points processed together (memory: about ``64 * chunk_size * n_train`` bytes);
-        default: a 64 MiB budget.
+        default: a 64 MiB budget, and at most a twentieth of the test points, so that the
+        progress moves.
+    callbacks
+        :class:`~dvl_jupyter.valuation.callbacks.ValuationCallback` objects (progress views).
 
     Notes
     -----
@@ -573,22 +580,19 @@ class KNNShapleyValuation:
         clone_before_fit: bool = True,
         features: Callable[[Any], Any] | None = None,
         chunk_size: int | None = None,
+        callbacks: Sequence[ValuationCallback] = (),
     ) -> None:
+        super().__init__(progress=progress, callbacks=callbacks)
         self.model = model
         self.test_data = as_dataset(test_data, "test_data")
-        self.progress = progress
         self.clone_before_fit = clone_before_fit
         self.features = features
         self.chunk_size = chunk_size
-        self._result: ValuationResult | None = None
-        self._settings()  # bad settings fail here, where they were written
+        self._settings()  # bad settings fail here, where they were written (as in pyDVL)
 
-    @property
-    def result(self) -> ValuationResult:
-        """The values of the last ``fit``."""
-        if self._result is None:
-            raise DvlError("No result yet: call fit(train) first.")
-        return self._result.copy()
+    def validate(self) -> None:
+        super().validate()
+        self._settings()
 
     def _settings(self) -> tuple[int, str | Callable[..., float], dict[str, Any]]:
         """(K, metric, metric params) from the model, or a short error naming the argument."""
@@ -639,66 +643,50 @@ class KNNShapleyValuation:
             )
         return out
 
-    def fit(self, data: Dataset | tuple[Any, Any]) -> KNNShapleyValuation:
-        """Compute the values of the points of ``data``; returns self (see ``.result``)."""
+    def _fit(self, run: Run) -> None:
+        """The closed form over the test points, in chunks; no model is trained on subsets."""
         from sklearn.base import clone
 
-        train = as_dataset(data, "data")
-        if len(train) == 0:
-            raise DvlValueError(
-                "The training set is empty: there is nothing to value. Pass a Dataset with at "
-                "least one point."
-            )
         if len(self.test_data) == 0:
             raise DvlValueError("test_data is empty: the utility needs at least one point.")
         k, metric, params = self._settings()
+        train = run.train
+        run.stage("reading the features")
         x_train, y_train = train.data()
         x_test, y_test = self.test_data.data()
         x_train = self._embed(x_train, "x_train")
         x_test = self._embed(x_test, "x_test")
-
-        bar = None
-        if self.progress:
-            from tqdm.auto import tqdm
-
-            bar = tqdm(total=len(self.test_data), desc=self.algorithm, unit="test point")
+        n_test = len(self.test_data)
+        chunk = self.chunk_size or max(1, min(
+            _check_chunk_size(None, len(train), n_test), math.ceil(n_test / 20)))
+        run.set_path("closed form (no model is trained on subsets)")
+        run.stage("running")
 
         def progress(done: int, total: int) -> None:
-            if bar is not None:
-                bar.update(done - bar.n)
+            run.progressed(done / total, evaluations=done)
 
-        try:
-            values, total_utility = knn_shapley_values(
-                x_train, y_train, x_test, y_test, k,
-                metric=metric, metric_params=params, chunk_size=self.chunk_size,
-                on_progress=progress, return_utility=True,
-            )
-        finally:
-            if bar is not None:
-                bar.close()
-
+        values, total_utility = knn_shapley_values(
+            x_train, y_train, x_test, y_test, k,
+            metric=metric, metric_params=params, chunk_size=chunk,
+            on_progress=progress, return_utility=True,
+        )
         model = clone(self.model) if self.clone_before_fit else self.model
         flat = _to_numpy(x_train)
         self.model = model.fit(flat.reshape(flat.shape[0], -1), _to_numpy(y_train))
 
-        self._result = ValuationResult(
-            values=values,
-            variances=np.zeros(len(train)),
-            counts=np.ones(len(train), dtype=np.int64),
-            indices=train.indices,
-            names=train.names,
-            algorithm=self.algorithm,
-            status=Status.Converged,
-            meta={
-                "n_test": len(self.test_data),
-                "n_neighbors": k,
-                "metric": metric if isinstance(metric, str) else getattr(
-                    metric, "__name__", repr(metric)),
-                "ties": "averaged over the orders of equidistant points",
-                "features": "x flattened" if self.features is None else getattr(
-                    self.features, "__name__", repr(self.features)),
-                "total_utility": float(total_utility),
-                "empty_utility": 0.0,
-            },
+        result = run.result
+        result.update(np.arange(len(train)), values)  # one exact computation: count 1, var 0
+        result.status = Status.Converged
+        result.meta.update(
+            n_test=n_test,
+            n_neighbors=k,
+            metric=metric if isinstance(metric, str) else getattr(
+                metric, "__name__", repr(metric)),
+            ties="averaged over the orders of equidistant points",
+            features="x flattened" if self.features is None else getattr(
+                self.features, "__name__", repr(self.features)),
+            total_utility=float(total_utility),
+            empty_utility=0.0,
         )
-        return self
+        run.stats.completion = 1.0
+        run.updated()
