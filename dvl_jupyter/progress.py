@@ -98,7 +98,7 @@ class TextProgress(TqdmProgress):
     def on_start(self, valuation: Any, stats: RunStats) -> None:
         from tqdm.std import tqdm
 
-        self._bar = tqdm(total=None, desc=self.desc, unit="eval", **self.tqdm_kwargs)
+        self._bar = tqdm(total=None, desc=self._desc(valuation), unit="eval", **self.tqdm_kwargs)
 
 
 class ProgressView(ValuationCallback):
@@ -339,7 +339,7 @@ def progress_callback(
     enabled: bool = True,
     *,
     display: bool = True,
-    desc: str = "TMC-Shapley",
+    desc: str | None = None,
 ) -> ValuationCallback:
     """The progress display that fits where we run, as a runner callback.
 
@@ -356,7 +356,7 @@ def progress_callback(
         Display the widget view at once, in the calling cell (ignored for the text bar,
         which prints itself when the run starts).
     desc
-        Caption of the text bar.
+        Caption of the text bar (default: the method's name).
 
     Returns
     -------

@@ -270,7 +270,7 @@ class ShapleyPanel:
         """The form as a :class:`~dvl_jupyter.runner.RunConfig`; bad input raises
         :class:`PanelInputError` with the message to show."""
         from dvl_jupyter.config import RunConfig
-        from dvl_jupyter.valuation import MaxTime, MinUpdates, RelativeTruncation
+        from dvl_jupyter.valuation import MaxTime, MinUpdates, NoTruncation, RelativeTruncation
 
         def lookup(dropdown: ipywidgets.Dropdown, what: str) -> Any:
             name = dropdown.value
@@ -296,7 +296,7 @@ class ShapleyPanel:
         stopping: Any = MinUpdates(self.min_updates.value)
         if self.max_time.value > 0:
             stopping = stopping | MaxTime(self.max_time.value)
-        truncation = (None if self.truncation.value == "none"
+        truncation = (NoTruncation() if self.truncation.value == "none"
                       else RelativeTruncation(self.rtol.value, self.burn_in.value))
         return RunConfig(
             model=model,

@@ -87,7 +87,7 @@ class TqdmProgress(ValuationCallback):
     with every evaluation, not only at the end of a permutation.
     """
 
-    def __init__(self, desc: str = "TMC-Shapley", **tqdm_kwargs: Any) -> None:
+    def __init__(self, desc: str | None = None, **tqdm_kwargs: Any) -> None:
         self.desc = desc
         self.tqdm_kwargs = tqdm_kwargs
         self._bar: Any = None
@@ -95,7 +95,11 @@ class TqdmProgress(ValuationCallback):
     def on_start(self, valuation: Any, stats: RunStats) -> None:
         from tqdm.auto import tqdm
 
-        self._bar = tqdm(total=None, desc=self.desc, unit="eval", **self.tqdm_kwargs)
+        self._bar = tqdm(total=None, desc=self._desc(valuation), unit="eval", **self.tqdm_kwargs)
+
+    def _desc(self, valuation: Any) -> str:
+        """The caption: as given, or the name of the method that runs."""
+        return self.desc or getattr(valuation, "algorithm", "") or "valuation"
 
     def _refresh(self, stats: RunStats) -> None:
         if self._bar is None:

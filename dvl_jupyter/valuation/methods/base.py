@@ -94,8 +94,7 @@ class ValuationMethod(abc.ABC):
             )
         self.validate()
         self._stop_event.clear()
-        callbacks = list(self.callbacks) + ([TqdmProgress(self.algorithm)]
-                                            if self.progress else [])
+        callbacks = list(self.callbacks) + ([TqdmProgress()] if self.progress else [])
         run = Run(self, train, callbacks, self._stop_event)
         self._result, self.stats = run.result, run.stats
         with run:
