@@ -6,7 +6,7 @@ ipywidgets; the notebook side lives one package up.
 """
 
 from .callbacks import RunStats, TqdmProgress, ValuationCallback
-from .dataset import Dataset
+from .dataset import Dataset, RawData
 from .exceptions import DvlError, DvlTypeError, DvlValueError, FastPathUnsupported
 from .result import Status, ValuationResult
 from .samplers import PermutationSampler
@@ -44,6 +44,7 @@ __all__ = [
     "NoTruncation",
     "PermutationSampler",
     "RankCorrelation",
+    "RawData",
     "RelativeTruncation",
     "RunStats",
     "Scorer",
