@@ -239,7 +239,23 @@ class Dataset:
         return f"Dataset(n={len(self)}, x: {kind} {shape}, y: {tuple(self._y.shape[1:])})"
 
     def fingerprint(self) -> str:
-        """A digest of the content (x, y, indices): equal data gives the same fingerprint."""
+        """A digest of the content (x, y, indices): equal data gives the same fingerprint.
+
+        The container is part of the content, the device is not:
+
+        - The same values as numpy arrays and as torch tensors give *different* fingerprints
+          (the array header names the kind and dtype), so their cache entries are kept
+          apart. The container reaches the estimator and the scorer as it is, and what they
+          do with it can differ (sklearn metrics on tensors, a custom scoring function, a fit
+          that fails on one and is stored as ``default``): reusing values across containers
+          could serve a value computed on another code path, while keeping them apart costs
+          at most one recomputation after switching. skorch and the fast path give equal
+          values for both, which the tests check.
+        - Tensors on different devices with the same values give the *same* fingerprint
+          (see :func:`~dvl_jupyter.valuation.fingerprint.fingerprint_array`): skorch moves
+          every batch to the net's ``device``, which is part of the model's description, so
+          where the data start does not change ``u(S)``.
+        """
         from .fingerprint import digest, fingerprint_array
 
         return digest(

@@ -1,4 +1,4 @@
-"""``Dataset.data()`` returns a RawData: pyDVL's ``.x``/``.y``/``.cpu()`` and our ``(x, y)`` pair."""
+"""``Dataset.data()`` is a RawData: pyDVL's ``.x``, ``.y``, ``.cpu()`` on an ``(x, y)`` pair."""
 
 from __future__ import annotations
 
