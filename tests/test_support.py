@@ -156,3 +156,19 @@ def test_path_must_name_a_file(bad):
 def test_wraps_only_callables(tmp_path):
     with pytest.raises(DvlTypeError, match="wraps a function"):
         filecache(tmp_path / "r.npz")(make_result())
+
+
+def test_keeps_a_real_valuation_result(tmp_path):
+    """The notebook's own line, on a game whose values are known (u(S) = |S|: each point 1)."""
+    from dvl_jupyter.valuation import Dataset, MinUpdates, TMCShapleyValuation
+
+    train = Dataset(np.zeros((5, 1)), np.zeros(5), names=list("abcde"), indices=[7, 3, 9, 1, 4])
+    valuation = TMCShapleyValuation(lambda s: float(len(s)), is_done=MinUpdates(3), seed=1)
+    cached_fit = filecache(tmp_path / "shapley_skorch_result.pkl")(
+        lambda d: valuation.fit(d).result)
+    result = cached_fit(train)
+    np.testing.assert_allclose(result.values, 1.0)
+    loaded = filecache(tmp_path / "shapley_skorch_result.pkl")(
+        lambda d: pytest.fail("recomputed"))(train, _silent=True)
+    assert_same(loaded, result)
+    assert list(loaded.names) == list(result.names) and set(loaded.indices) == {7, 3, 9, 1, 4}
