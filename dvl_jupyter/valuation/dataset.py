@@ -76,8 +76,9 @@ class RawData(NamedTuple):
         """The same data as torch tensors on ``device`` (``"cpu"``, ``"cuda:0"``...).
 
         Tensors are moved with ``Tensor.to``; numpy arrays become tensors there (sharing
-        memory with the array on the CPU), as ``load_digits(device=...)`` makes them, so the
-        result is always torch. Not in pyDVL's ``RawData``, which offers only ``cpu()``.
+        memory with a writable array on the CPU; a read-only one is copied), as
+        ``load_digits(device=...)`` makes them, so the result is always torch. Not in pyDVL's
+        ``RawData``, which offers only ``cpu()``.
 
         Raises
         ------
@@ -91,6 +92,8 @@ class RawData(NamedTuple):
         def move(a: Any, name: str) -> Any:
             if _is_tensor(a):
                 return a.to(dev)
+            if isinstance(a, np.ndarray) and not a.flags.writeable:
+                a = a.copy()  # torch cannot share a read-only buffer (it warns): copy it
             try:
                 return torch.as_tensor(a, device=dev)
             except (TypeError, RuntimeError) as exc:

@@ -78,6 +78,14 @@ def test_to_shares_numpy_memory_on_the_cpu():
     assert np.shares_memory(moved.x.numpy(), raw.x)
 
 
+def test_to_copies_a_read_only_array_without_a_warning():
+    x = X.copy()
+    x.flags.writeable = False
+    moved = Dataset(x, Y).data().to("cpu")  # warnings are errors in this suite
+    assert not np.shares_memory(moved.x.numpy(), x)
+    np.testing.assert_array_equal(moved.x.numpy(), X)
+
+
 def test_to_refuses_strings_with_the_fix():
     raw = Dataset(X, np.array(list("abcabc"))).data()
     with pytest.raises(DvlTypeError, match=r"RawData.to\('cpu'\): y .*LabelEncoder"):
