@@ -7,7 +7,7 @@ ipywidgets; the notebook side lives one package up.
 
 from .cachedir import CacheDirectory
 from .callbacks import RunStats, TqdmProgress, ValuationCallback
-from .dataset import Dataset
+from .dataset import Dataset, RawData
 from .driver import FailedFitsWarning
 from .ending import RunEnd
 from .exceptions import (
@@ -63,6 +63,7 @@ __all__ = [
     "PermutationSampler",
     "RankCorrelation",
     "RankReliability",
+    "RawData",
     "RelativeTruncation",
     "RunEnd",
     "RunStats",
