@@ -36,8 +36,10 @@ __all__ = ["METHODS", "MethodEntry", "build_method", "method_entry", "parse_meth
 
 #: The run settings a valuation method reads (the others are about running it: the data,
 #: jobs, backend, cache): a method that does not read one of these refuses it when it is set.
+#: ``seed`` and ``batched`` are not among them: a method that draws nothing or trains nothing
+#: has nothing to seed or to batch, and notebooks set them once for every run (``%config``).
 METHOD_SETTINGS = frozenset({"model", "utility", "test", "scoring", "default", "range",
-                             "truncation", "stopping", "seed", "batched"})
+                             "truncation", "stopping"})
 #: Run settings every method that trains a model on subsets reads.
 _MODEL_SETTINGS = frozenset({"model", "utility", "test", "scoring", "default", "range",
                              "batched"})

@@ -68,11 +68,15 @@ def test_knn_uses_the_model_when_it_is_a_nearest_neighbour_classifier_and_k5_oth
 
 @pytest.mark.parametrize(("setting", "value"), [
     ("truncation", FixedTruncation(0.5)), ("stopping", MinUpdates(3)), ("scoring", "f1"),
-    ("seed", 3), ("range", (0, 1)),
+    ("range", (0, 1)), ("default", 0.5),
 ])
 def test_a_setting_the_method_does_not_read_is_an_error_that_says_so(setting, value):
     with pytest.raises(ValueError, match=rf"^KNN-Shapley does not use {setting}: remove it"):
         built(method="knn", **{setting: value})
+
+
+def test_seed_and_batched_are_no_error_for_a_method_that_draws_and_trains_nothing():
+    assert isinstance(built(method="knn", seed=3, batched=True), KNNShapleyValuation)
 
 
 def test_a_method_object_is_completed_from_the_settings():
@@ -99,6 +103,10 @@ def ip():
     shell.run_cell("%load_ext dvl_jupyter", store_history=False)
     shell.user_ns.update(model=DecisionTreeClassifier(random_state=0), train=_xy(14, 0),
                          test=_xy(10, 1))
+    from dvl_jupyter.magics import ShapleyMagics
+
+    (magics,) = [c for c in shell.configurables if isinstance(c, ShapleyMagics)]
+    magics.debug = False  # the shell is shared: another module may have left it on
     return shell
 
 
