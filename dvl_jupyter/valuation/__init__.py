@@ -7,6 +7,13 @@ ipywidgets; the notebook side lives one package up.
 
 from .callbacks import RunStats, TqdmProgress, ValuationCallback
 from .dataset import Dataset
+from .evaluation import (
+    DetectionScores,
+    RemovalCurve,
+    detection_scores,
+    flip_labels,
+    removal_curve,
+)
 from .exceptions import DvlError, DvlTypeError, DvlValueError, FastPathUnsupported
 from .result import Status, ValuationResult
 from .samplers import PermutationSampler
@@ -28,6 +35,7 @@ from .utility import FunctionUtility, ModelUtility
 __all__ = [
     "AbsoluteStandardError",
     "Dataset",
+    "DetectionScores",
     "DvlError",
     "DvlTypeError",
     "DvlValueError",
@@ -45,6 +53,7 @@ __all__ = [
     "PermutationSampler",
     "RankCorrelation",
     "RelativeTruncation",
+    "RemovalCurve",
     "RunStats",
     "Scorer",
     "SkorchSupervisedScorer",
@@ -56,4 +65,7 @@ __all__ = [
     "TruncationPolicy",
     "ValuationCallback",
     "ValuationResult",
+    "detection_scores",
+    "flip_labels",
+    "removal_curve",
 ]
