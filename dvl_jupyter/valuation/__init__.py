@@ -10,6 +10,13 @@ from .callbacks import RunStats, TqdmProgress, ValuationCallback
 from .dataset import Dataset, RawData
 from .driver import FailedFitsWarning
 from .ending import RunEnd
+from .evaluation import (
+    DetectionScores,
+    RemovalCurve,
+    detection_scores,
+    flip_labels,
+    removal_curve,
+)
 from .exceptions import (
     DvlError,
     DvlParameterError,
@@ -44,6 +51,7 @@ __all__ = [
     "AbsoluteStandardError",
     "CacheDirectory",
     "Dataset",
+    "DetectionScores",
     "DvlError",
     "DvlParameterError",
     "DvlTypeError",
@@ -65,6 +73,7 @@ __all__ = [
     "RankReliability",
     "RawData",
     "RelativeTruncation",
+    "RemovalCurve",
     "RunEnd",
     "RunStats",
     "Scorer",
@@ -80,4 +89,7 @@ __all__ = [
     "ValuationCallback",
     "ValuationMethod",
     "ValuationResult",
+    "detection_scores",
+    "flip_labels",
+    "removal_curve",
 ]
