@@ -7,6 +7,7 @@ ipywidgets; the notebook side lives one package up.
 
 from .cachedir import CacheDirectory
 from .callbacks import RunStats, TqdmProgress, ValuationCallback
+from .comparison import MethodComparison, compare
 from .dataset import Dataset, RawData
 from .driver import FailedFitsWarning
 from .ending import RunEnd
@@ -62,6 +63,7 @@ __all__ = [
     "FunctionUtility",
     "HistoryDeviation",
     "KNNShapleyValuation",
+    "MethodComparison",
     "MaxChecks",
     "MaxTime",
     "MaxUpdates",
@@ -89,6 +91,7 @@ __all__ = [
     "ValuationCallback",
     "ValuationMethod",
     "ValuationResult",
+    "compare",
     "detection_scores",
     "flip_labels",
     "removal_curve",
