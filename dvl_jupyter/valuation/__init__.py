@@ -18,7 +18,9 @@ from .exceptions import (
     FastPathUnsupported,
 )
 from .methods import (
+    DataOOBValuation,
     KNNShapleyValuation,
+    LOOValuation,
     TMCShapleyValuation,
     UtilityValuation,
     ValuationMethod,
@@ -43,6 +45,7 @@ from .utility import FunctionUtility, ModelUtility, Utility
 __all__ = [
     "AbsoluteStandardError",
     "CacheDirectory",
+    "DataOOBValuation",
     "Dataset",
     "DvlError",
     "DvlParameterError",
@@ -54,6 +57,7 @@ __all__ = [
     "FunctionUtility",
     "HistoryDeviation",
     "KNNShapleyValuation",
+    "LOOValuation",
     "MaxChecks",
     "MaxTime",
     "MaxUpdates",
