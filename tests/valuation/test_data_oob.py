@@ -398,3 +398,88 @@ def test_bad_models_name_the_argument(blobs):
     with pytest.raises(ValueError, match="No point is out of bag"), warnings.catch_warnings():
         warnings.simplefilter("ignore", NeverOutOfBagWarning)
         DataOOBValuation(forest).fit(train)
+
+
+# -- a skorch net: bags on the fast path -----------------------------------------------------
+@pytest.fixture(scope="module")
+def net_setting():
+    import torch
+    from skorch import NeuralNetClassifier
+
+    from dvl_jupyter.datasets import load_digits
+    from dvl_jupyter.models import SimpleCNN
+
+    train, test = load_digits(train_size=0.7, random_state=36)
+    net = NeuralNetClassifier(SimpleCNN, criterion=torch.nn.CrossEntropyLoss, lr=0.01,
+                              max_epochs=8, batch_size=8, train_split=None,
+                              optimizer=torch.optim.Adam, verbose=False)
+    return net, train[:60], test[:50]
+
+
+def net_valuation(net_setting, **kwargs):
+    net, _, test = net_setting
+    return DataOOBValuation(net, n_estimators=8, seed=4, test_data=test, **kwargs)
+
+
+@pytest.mark.slow
+def test_fast_path_bags_agree_with_one_by_one_fits(net_setting):
+    import torch
+    from sklearn.base import clone
+
+    from dvl_jupyter.valuation.fastpath import fit_predict_many
+    from dvl_jupyter.valuation.seeds import seeded, subset_seed
+
+    net, train, test = net_setting
+    fast = net_valuation(net_setting, batched=True).fit(train)
+    slow = net_valuation(net_setting, batched=False).fit(train)
+    assert fast.result.meta["path"].startswith("fast path")
+    assert slow.result.meta["path"] == "one-by-one fits (batched=False)"
+    assert 0.2 < fast.result.values.mean() < 0.9  # the bags learnt something, not everything
+    # the same models up to float rounding: the predicted classes agree (an argmax near-tie
+    # could flip one; none does here) and so do the values
+    np.testing.assert_allclose(fast.result.values, slow.result.values, atol=1e-12)
+    np.testing.assert_array_equal(fast.result.counts, slow.result.counts)
+    assert fast.result.meta["test_accuracy"] == slow.result.meta["test_accuracy"]
+    # and their probabilities, to float rounding, for two bags of the run
+    x, y = train.data()
+    bags = [np.sort(np.random.default_rng(np.random.SeedSequence(4, spawn_key=(b,)))
+                    .integers(0, len(train), size=int(0.8 * len(train)))) for b in range(2)]
+    seeds = [subset_seed(b, 0) for b in bags]
+    probs = fit_predict_many(net, x, y, bags, seeds, [test.x])[0]
+    for k, bag in enumerate(bags):
+        one = clone(net)
+        with seeded(seeds[k]):
+            one.fit(x[bag], y[bag])
+        with torch.no_grad():
+            np.testing.assert_allclose(probs[k], one.predict_proba(test.x), atol=1e-5)
+
+
+@pytest.mark.slow
+def test_fast_path_bags_are_the_same_with_two_jobs_and_cached(net_setting, tmp_path):
+    _, train, _ = net_setting
+    one = net_valuation(net_setting, cache=tmp_path / "c").fit(train)
+    with parallel_config(backend="loky", n_jobs=2):
+        two = net_valuation(net_setting).fit(train)
+    np.testing.assert_array_equal(one.result.values, two.result.values)
+    again = net_valuation(net_setting, cache=tmp_path / "c").fit(train)
+    assert again.stats.fits == 0 and again.stats.cache_hits == 8
+    np.testing.assert_array_equal(one.result.values, again.result.values)
+
+
+@pytest.mark.slow
+def test_a_fast_path_that_fails_mid_run_falls_back_to_one_by_one_fits(net_setting,
+                                                                       monkeypatch):
+    from dvl_jupyter.valuation.fastpath import scoring
+
+    _, train, _ = net_setting
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("simulated trainer failure")
+
+    monkeypatch.setattr(scoring, "fit_predict_many", broken)
+    run = net_valuation(net_setting).fit(train)
+    assert "the fast path failed (RuntimeError: simulated trainer failure)" in \
+        run.result.meta["path"]
+    monkeypatch.undo()
+    slow = net_valuation(net_setting, batched=False).fit(train)
+    np.testing.assert_array_equal(run.result.values, slow.result.values)
