@@ -357,6 +357,7 @@ def test_a_stopped_run_keeps_the_bags_merged(blobs):
     run = DataOOBValuation(LogisticRegression(), n_estimators=40, seed=2,
                            callbacks=[StopAtFirstUpdate()]).fit(Dataset(x, y))
     assert run.result.meta["ended"] == RunEnd.STOPPED.value
+    assert run.result.status == Status.Pending
     assert 0 < run.stats.evaluations < 40
     assert run.result.counts.max() <= run.stats.evaluations
 

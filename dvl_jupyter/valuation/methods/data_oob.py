@@ -370,7 +370,7 @@ class DataOOBValuation(ValuationMethod):
             if (b + 1) % report_every == 0 or b + 1 == total:
                 self._report(run, halves, b + 1, total)
             if run.stop_requested and b + 1 < total:
-                self._finish(run, tally, y, kind, ensemble=model)
+                self._finish(run, tally, y, kind, ensemble=model, complete=False)
                 run.finish(RunEnd.STOPPED)
                 return
         if not run.result.counts.any():
@@ -439,7 +439,7 @@ class DataOOBValuation(ValuationMethod):
             run.result.meta["skipped_bags"] = skipped
             self._report(run, halves, stop, total)
             if run.stop_requested and stop < total:
-                self._finish(run, tally, y_np, kind, test_tally=test_tally)
+                self._finish(run, tally, y_np, kind, test_tally=test_tally, complete=False)
                 run.finish(RunEnd.STOPPED)
                 return
         self._finish(run, tally, y_np, kind, test_tally=test_tally)
@@ -463,8 +463,10 @@ class DataOOBValuation(ValuationMethod):
         return predictor
 
     def _finish(self, run: Run, tally: _Tally, y: np.ndarray, kind: str | None, *,
-                ensemble: Any = None, test_tally: _Tally | None = None) -> None:
-        """The ensemble's scores, the points never out of bag, the status."""
+                ensemble: Any = None, test_tally: _Tally | None = None,
+                complete: bool = True) -> None:
+        """The ensemble's scores, the points never out of bag, and, when every bag was
+        merged (``complete``), the status."""
         result = run.result
         name = "accuracy" if kind == "classifier" else "r2"
         result.meta[f"oob_{name}"] = tally.score(y)
@@ -477,8 +479,10 @@ class DataOOBValuation(ValuationMethod):
                 else None if test_tally is None else test_tally.score(y_test))
         never = int(np.count_nonzero(result.counts == 0))
         result.meta["never_out_of_bag"] = never
+        if not complete:
+            return
         result.status = Status.Converged
-        if never and run.ended is None and not run.stop_requested:
+        if never:
             warnings.warn(
                 f"{never} of {len(result)} points were in every bag: they have no out-of-bag "
                 "score (value 0, count 0). Use more n_estimators or a smaller max_samples.",
