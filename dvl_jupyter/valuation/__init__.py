@@ -26,7 +26,9 @@ from .exceptions import (
     FastPathUnsupported,
 )
 from .methods import (
+    DataOOBValuation,
     KNNShapleyValuation,
+    LOOValuation,
     TMCShapleyValuation,
     UtilityValuation,
     ValuationMethod,
@@ -51,6 +53,7 @@ from .utility import FunctionUtility, ModelUtility, Utility
 __all__ = [
     "AbsoluteStandardError",
     "CacheDirectory",
+    "DataOOBValuation",
     "Dataset",
     "DetectionScores",
     "DvlError",
@@ -63,6 +66,7 @@ __all__ = [
     "FunctionUtility",
     "HistoryDeviation",
     "KNNShapleyValuation",
+    "LOOValuation",
     "MethodComparison",
     "MaxChecks",
     "MaxTime",
