@@ -93,7 +93,7 @@ class ValuationRunner:
                 u.validate()
             return u
 
-        self.valuation = build_method(c, utility, self.callbacks)
+        self.valuation = build_method(c, utility, self.cache, self.callbacks)
         self.valuation.validate()
         return self.valuation
 

@@ -305,7 +305,8 @@ class DataOOBValuation(ValuationMethod):
 
     def _report(self, run: Run, halves: tuple[ValuationResult, ValuationResult], done: int,
                 total: int) -> None:
-        run.record_halves(halves[0].values, halves[1].values, done, what="bags")
+        run.record_halves(halves[0].values, halves[1].values, done, what="bags",
+                          test_zero=False)
         run.stats.completion = done / total
         run.updated()
 
