@@ -97,13 +97,26 @@ class ValuationRunner:
         self.valuation.validate()
         return self.valuation
 
+    def settings(self) -> dict[str, Any]:
+        """The run's settings as the method resolved them (its defaults filled in), for run
+        records and the result's metadata."""
+        out = self.config.settings()
+        method = self.valuation
+        if method is not None:
+            out["algorithm"] = method.algorithm
+            is_done = getattr(method, "is_done", None)
+            out["stopping"] = None if is_done is None else str(is_done)
+            truncation = getattr(method, "truncation", None)
+            out["truncation"] = None if not hasattr(method, "truncation") else repr(truncation)
+        return out
+
     # -- running -------------------------------------------------------------------------------
     def _record_start(self) -> bool:
         """Record the run in the cache directory; False when there is none or it failed."""
         if self.cache is None:
             return False
         try:
-            self.run_id = self.cache.runs.start(self.config.settings(), self.config.seed)
+            self.run_id = self.cache.runs.start(self.settings(), self.config.seed)
             return True
         except Exception as exc:  # noqa: BLE001 - bookkeeping must never stop a run
             import warnings
@@ -168,7 +181,7 @@ class ValuationRunner:
                 self.result = None
             if self.result is not None:
                 self.result.meta["run_id"] = self.run_id
-                self.result.meta["settings"] = self.config.settings()
+                self.result.meta["settings"] = self.settings()
                 self.result.display_data = train
             if recorded:  # a failed run is recorded as failed, not left "running"
                 try:

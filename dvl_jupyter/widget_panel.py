@@ -55,6 +55,9 @@ SCORING_CHOICES = (
 )
 
 _LEVELS = (("90%", 0.10), ("95%", 0.05), ("99%", 0.01))
+#: What a viewer without widgets reads where the panel was.
+PANEL_WHAT = ("a form that runs a valuation of the notebook's model and data (a live widget: "
+              "run this cell in a kernel to use it).")
 _DESC = {"description_width": "110px"}
 
 
@@ -257,7 +260,13 @@ class ShapleyPanel:
         self._on_method({"new": self.method.value})
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
-        return self.widget._repr_mimebundle_(**kwargs)
+        """The live widget, with words instead of ``VBox(children=...)`` for the viewers that
+        cannot show widgets (nbconvert's HTML, GitHub, an untrusted copy)."""
+        bundle = self.widget._repr_mimebundle_(**kwargs)
+        if isinstance(bundle, dict):
+            bundle["text/plain"] = f"dvl_jupyter panel: {PANEL_WHAT}"
+            bundle["text/html"] = f"<p><b>dvl_jupyter panel</b>: {html.escape(PANEL_WHAT)}</p>"
+        return bundle
 
     # -- the form -------------------------------------------------------------------------------
     def refresh(self, _button: Any = None) -> None:

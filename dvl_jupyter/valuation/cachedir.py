@@ -113,7 +113,7 @@ class CacheReport:
     size: int = 0
     runs: list[dict[str, Any]] = field(default_factory=list)
 
-    HEAD = ("run id", "started (UTC)", "finished (UTC)", "ended", "model", "points",
+    HEAD = ("run id", "started (UTC)", "finished (UTC)", "ended", "method", "model", "points",
             "stopping", "seed", "evaluations", "cache hits")
 
     def rows(self) -> list[list[str]]:
@@ -123,7 +123,8 @@ class CacheReport:
             s = run.get("settings") or {}
             out.append([str(v) for v in (
                 run.get("run_id"), _when(run.get("started")), _when(run.get("finished")),
-                (run.get("stats") or {}).get("ended") or run.get("status"), s.get("model"),
+                (run.get("stats") or {}).get("ended") or run.get("status"),
+                s.get("method", "tmc"), s.get("model"),
                 run.get("n_points", s.get("n_train")),
                 s.get("stopping"), run.get("seed"), run.get("evaluations"),
                 run.get("cache_hits"))])

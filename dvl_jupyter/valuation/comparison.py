@@ -181,8 +181,7 @@ def compare(results: Mapping[str, ValuationResult] | Sequence[ValuationResult],
     facts = {}
     for name in names:
         meta = named[name].meta
-        exact = bool(np.all(named[name].variances == 0) and np.all(named[name].counts == 1))
-        facts[name] = {"reliability": meta.get("reliability"), "exact": exact,
+        facts[name] = {"reliability": meta.get("reliability"), "exact": bool(meta.get("exact")),
                        "evaluations": meta.get("evaluations"),
                        "elapsed_s": meta.get("elapsed_s")}
     return MethodComparison(names, agreement, detection, facts)

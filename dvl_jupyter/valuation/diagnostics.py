@@ -199,6 +199,9 @@ def training_noise(marginals: NDArray[np.float64], scores: NDArray[np.float64], 
     scale = max(1.0, float(np.max(np.abs(marginals)))) if len(marginals) else 1.0
     if not math.isfinite(marginal_sd) or marginal_sd <= 1e-12 * scale:  # rounding, not noise
         text = f"none: {len(marginals)} seeds gave the same marginal (deterministic training)"
+    elif effect == 0.0:
+        text = (f"one marginal varies by {marginal_sd:.2g} (sd over {len(marginals)} seeds), "
+                "while the whole set scores as the empty one: the noise is all there is")
     else:
         text = (f"one marginal varies by {marginal_sd:.2g} (sd over {len(marginals)} seeds), "
                 f"{ratio:,.0f}x a point's average effect ({effect:.2g})")
