@@ -3,9 +3,9 @@
  * beside the mark inside the widget, and its screen-reader twin, a polite live region.
  */
 import { h } from './dom';
-import { rankText, slotRange, valueWithInterval } from './format';
+import { rankText, slotRange, valueWithLevel } from './format';
 import { IViewState } from './state';
-import { describeMark, describePoint, IMark } from './valuation';
+import { countOf, describePoint, IMark } from './valuation';
 
 /** What the tooltip and the live region say about a mark. */
 export interface IActiveDescription {
@@ -18,26 +18,30 @@ export interface IActiveDescription {
   live: string;
 }
 
-/** Describe a mark of the chart: a single point, or a group of consecutive slots. */
-export function describeActive(state: IViewState, m: IMark): IActiveDescription {
+/**
+ * Describe the active slot of the chart: its point (also inside a group of points drawn as
+ * one mark, where the pointer or keyboard picks one of them), and for a group, what it
+ * holds.
+ */
+export function describeActive(state: IViewState, m: IMark, slot: number): IActiveDescription {
   const level = state.level;
-  if (m.pos >= 0) {
-    const p = state.data!.points[m.pos];
-    return {
-      title: p.name,
-      rows: describePoint(p, level, rankText(state, p.pos)).filter(([k]) => k !== 'name'),
-      image: p.image,
-      live: `index ${p.index}, value ${valueWithInterval(p, level)}`
-    };
+  const p = state.data!.points[state.shown[Math.min(Math.max(slot, m.first), m.last - 1)]];
+  const rows = describePoint(p, level, rankText(state, p.pos)).filter(([k]) => k !== 'name');
+  let live = `index ${p.index}, value ${valueWithLevel(p, level)}`;
+  if (m.pos < 0) {
+    // The mark under the pointer stands for several points: "5 points (ranks 981 to 985)".
+    const unit = state.sort === 'original' ? 'point' : 'rank';
+    const group = `${countOf(m.last - m.first, 'point')} (${slotRange(
+      state,
+      m.first,
+      m.last,
+      unit,
+      ' to '
+    )})`;
+    rows.push(['group', group], ['', 'zoom in to tell them apart']);
+    live += `; one of ${group} drawn as one mark`;
   }
-  const rows = describeMark(m, level, slotRange(state, m.first, m.last, '', ' to '));
-  return {
-    title: 'group of points',
-    rows,
-    image: null,
-    // "5 (981 to 985), values 0.1 … 0.4", or "5 (5 missing values), no values (5 missing)".
-    live: `${rows[0][1]}, ${m.n === 0 ? '' : 'values '}${rows[1][1]}`
-  };
+  return { title: p.name, rows, image: p.image, live };
 }
 
 export class Tooltip {
