@@ -5,8 +5,9 @@ One MIME bundle, four representations, so a result reads well in every frontend:
 - ``application/vnd.dvl-jupyter.valuation.v1+json``: the data for the JupyterLab renderer
   (an interactive chart), described by ``dvl_jupyter/schema/valuation.v1.json``. It stays
   bounded whatever the number of points: at most :data:`MAX_POINTS` points (the lowest and
-  highest half each), the rest summarised by counts, quantiles and a histogram, and at most
-  :data:`MAX_THUMBNAILS` image thumbnails. NaN and infinities become ``null``.
+  highest half each), the rest summarised by counts, quantiles and a histogram, and image
+  thumbnails up to :data:`THUMBNAIL_BUDGET` characters (the most extreme points first).
+  NaN and infinities become ``null``.
 - ``text/html``: the picture (error bars of the highest and lowest values with 95% intervals
   and, when the training data are images, an image grid of the highest- and lowest-valued
   points) as an inlined PNG, and a small static table. Frontends show only the richest type
@@ -59,6 +60,7 @@ __all__ = [
     "MIME_TYPE",
     "MAX_POINTS",
     "MAX_THUMBNAILS",
+    "THUMBNAIL_BUDGET",
     "SHOW_CHOICES",
     "load_schema",
     "mimebundle",
@@ -76,7 +78,13 @@ MIME_TYPE = "application/vnd.dvl-jupyter.valuation.v1+json"
 #: Points carried in the JSON at most: the MAX_POINTS // 2 lowest and the rest highest.
 MAX_POINTS = 1000
 #: Image thumbnails carried in the JSON at most (lowest and highest shown points).
-MAX_THUMBNAILS = 200
+MAX_THUMBNAILS = MAX_POINTS
+#: Characters of base64 thumbnails the JSON carries at most: small images (digits) get a
+#: thumbnail for every listed point, large ones for the most extreme points only.
+THUMBNAIL_BUDGET = 300_000
+#: The same for the copy of the payload in the HTML (VS Code, Colab): the PNG beside it
+#: shows the extremes already.
+HTML_THUMBNAIL_BUDGET = 100_000
 #: Longest side of a thumbnail, in pixels; smaller images keep their size.
 THUMBNAIL_SIDE = 64
 #: How many of the lowest and of the highest points the plots and the table show.
@@ -144,7 +152,7 @@ def mimebundle(
         from dvl_jupyter.standalone import standalone_html
 
         static = result_html(result, k=k, png=png, table=show in ("auto", "table"))
-        bundle["text/html"] = standalone_html(static, payload)
+        bundle["text/html"] = standalone_html(static, _trimmed(payload, HTML_THUMBNAIL_BUDGET))
     if wanted("text/plain"):
         bundle["text/plain"] = result_text(result)
     return bundle
@@ -156,6 +164,7 @@ def valuation_json(
     view: str | None = None,
     max_points: int = MAX_POINTS,
     max_thumbnails: int = MAX_THUMBNAILS,
+    thumbnail_budget: int = THUMBNAIL_BUDGET,
 ) -> dict[str, Any]:
     """The payload of :data:`MIME_TYPE`: JSON-safe (no NaN), bounded, valid against the schema.
 
@@ -186,7 +195,8 @@ def valuation_json(
         payload["view"] = view
     if max_thumbnails > 0 and _has_images(result):
         n_ranked = sum(r is not None for r in ranks)
-        column = _thumbnail_column(result.display_data, indices, n_ranked, max_thumbnails)
+        column = _thumbnail_column(result.display_data, indices, n_ranked, max_thumbnails,
+                                   thumbnail_budget)
         if column is not None:
             payload["images"] = column
     return payload
@@ -314,29 +324,60 @@ def _labels(data: Any, indices: np.ndarray) -> np.ndarray | None:
         return None
 
 
-def _thumbnail_column(
-    data: Any, indices: np.ndarray, n_ranked: int, max_thumbnails: int
-) -> list[str | None] | None:
-    """Base64 PNG thumbnails of the lowest and highest listed points, None for the others.
+def _extremes_first(n_ranked: int, n: int) -> list[int]:
+    """Listed positions from both ends of the ranked ones inwards (0, n_ranked - 1, 1, ...),
+    then the points without a rank (listed after them): the order thumbnails are kept in."""
+    order: list[int] = []
+    lo, hi = 0, n_ranked - 1
+    while lo <= hi:
+        order += [lo, hi] if lo < hi else [lo]
+        lo, hi = lo + 1, hi - 1
+    return order + list(range(n_ranked, n))
 
-    The first ``n_ranked`` listed points have a rank (ascending); the points without a
-    finite value, listed after them, get thumbnails only when there is room left.
+
+def _thumbnail_column(
+    data: Any, indices: np.ndarray, n_ranked: int, max_thumbnails: int, budget: int
+) -> list[str | None] | None:
+    """Base64 PNG thumbnails of the most extreme listed points, None for the others.
+
+    The first ``n_ranked`` listed points have a rank (ascending); the ones without a finite
+    value come after them. Thumbnails are made from both ends inwards, a batch at a time,
+    until ``max_thumbnails`` of them or ``budget`` characters.
     """
     n = len(indices)
-    if n <= max_thumbnails:
-        chosen = np.arange(n)
-    elif n_ranked <= max_thumbnails:
-        chosen = np.arange(max_thumbnails)
-    else:
-        low = max_thumbnails // 2
-        chosen = np.r_[0:low, n_ranked - (max_thumbnails - low):n_ranked]
-    x = _images(data, indices[chosen])
-    if x is None or not is_image_data(x):
-        return None
     column: list[str | None] = [None] * n
-    for pos, png in zip(chosen, thumbnails(x), strict=True):
-        column[int(pos)] = base64.b64encode(png).decode("ascii")
+    wanted = _extremes_first(n_ranked, n)[:max_thumbnails]
+    used, batch = 0, 64
+    for start in range(0, len(wanted), batch):
+        chosen = np.asarray(wanted[start:start + batch])
+        x = _images(data, indices[chosen])
+        if x is None or not is_image_data(x):
+            return None if start == 0 else column
+        for pos, png in zip(chosen, thumbnails(x), strict=True):
+            b64 = base64.b64encode(png).decode("ascii")
+            if used + len(b64) > budget:
+                return column
+            column[int(pos)] = b64
+            used += len(b64)
     return column
+
+
+def _trimmed(payload: dict[str, Any] | None, budget: int) -> dict[str, Any] | None:
+    """A shallow copy of ``payload`` whose thumbnails fit in ``budget`` characters, kept
+    in the same order as they were made (the most extreme points first)."""
+    images = payload.get("images") if payload else None
+    if not isinstance(images, list) or sum(len(b) for b in images if b) <= budget:
+        return payload
+    ranks = payload.get("ranks") or []
+    kept: list[str | None] = [None] * len(images)
+    used = 0
+    for i in _extremes_first(sum(r is not None for r in ranks), len(images)):
+        b = images[i]
+        if b and used + len(b) > budget:
+            break
+        kept[i] = b
+        used += len(b or "")
+    return {**payload, "images": kept}
 
 
 def thumbnails(x: np.ndarray, side: int = THUMBNAIL_SIDE) -> list[bytes]:

@@ -10,9 +10,9 @@ untrusted notebook in JupyterLab, where the extension's renderer outranks HTML a
 static part is what shows. Every string of the payload is set as text by the script, never
 as HTML, and the JSON is escaped so that nothing in it can end its ``<script>`` element.
 
-Size: the script comes once per output (a saved notebook must redraw each output alone); the
-payload's thumbnails are kept up to :data:`THUMBNAIL_BUDGET` characters, the most extreme
-points first, since the PNG of the same output shows the extremes already.
+Size: the script comes once per output (a saved notebook must redraw each output alone), and
+dvl_jupyter.display gives it a copy of the payload with fewer thumbnails (the PNG beside it
+shows the extremes already).
 """
 
 from __future__ import annotations
@@ -23,14 +23,12 @@ from functools import lru_cache
 from importlib import resources
 from typing import Any
 
-__all__ = ["THUMBNAIL_BUDGET", "bundle_js", "standalone_html"]
+__all__ = ["bundle_js", "standalone_html"]
 
 log = logging.getLogger(__name__)
 
 #: Where the npm build writes the bundle, inside the package.
 BUNDLE = "labextension/standalone.js"
-#: Characters of base64 thumbnails the HTML's copy of the payload keeps at most.
-THUMBNAIL_BUDGET = 100_000
 
 
 @lru_cache(maxsize=1)
@@ -56,35 +54,6 @@ def _script_json(payload: dict[str, Any]) -> str:
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
-def _trim_thumbnails(payload: dict[str, Any], budget: int) -> dict[str, Any]:
-    """A shallow copy of ``payload`` whose thumbnails fit in ``budget`` characters, kept from
-    both ends of the ranked points inwards (the lowest and highest values first; points
-    without a rank, listed after them, last)."""
-    images = payload.get("images")
-    if not isinstance(images, list) or sum(len(b) for b in images if b) <= budget:
-        return payload
-    n = len(images)
-    ranks = payload.get("ranks")
-    n_ranked = sum(r is not None for r in ranks) if isinstance(ranks, list) else n
-    order: list[int] = []
-    lo, hi = 0, n_ranked - 1
-    while lo <= hi:
-        order += [lo, hi] if lo < hi else [lo]
-        lo, hi = lo + 1, hi - 1
-    order += range(n_ranked, n)
-    kept: list[str | None] = [None] * n
-    used = 0
-    for i in order:
-        b = images[i]
-        if not b:
-            continue
-        if used + len(b) > budget:
-            break
-        kept[i] = b
-        used += len(b)
-    return {**payload, "images": kept}
-
-
 def standalone_html(static_html: str, payload: dict[str, Any] | None) -> str:
     """``static_html`` with the payload and the script that draws it interactively.
 
@@ -93,7 +62,7 @@ def standalone_html(static_html: str, payload: dict[str, Any] | None) -> str:
     js = bundle_js()
     if payload is None or js is None:
         return static_html
-    data = _script_json(_trim_thumbnails(payload, THUMBNAIL_BUDGET))
+    data = _script_json(payload)
     return (
         '<div class="dvl-output" data-dvl-standalone="1">'
         f"{static_html}"

@@ -21,6 +21,7 @@ from dvl_jupyter.display import (
     MAX_POINTS,
     MAX_THUMBNAILS,
     MIME_TYPE,
+    THUMBNAIL_BUDGET,
     load_schema,
     mimebundle,
     result_figure,
@@ -198,7 +199,14 @@ def test_large_results_stay_bounded():
     payload = bundle[MIME_TYPE]
     validate(payload)
     assert len(payload["indices"]) == MAX_POINTS
-    assert sum(b is not None for b in payload["images"]) == MAX_THUMBNAILS
+    kept = [i for i, b in enumerate(payload["images"]) if b is not None]
+    assert 0 < len(kept) <= MAX_THUMBNAILS
+    assert sum(len(payload["images"][i]) for i in kept) <= THUMBNAIL_BUDGET
+    # from both ends inwards: the lowest and the highest listed points have theirs
+    half = MAX_POINTS // 2
+    low, high = [i for i in kept if i < half], [i for i in kept if i >= half]
+    assert low == list(range(len(low))) and high == list(range(MAX_POINTS - len(high),
+                                                                  MAX_POINTS))
     summary = payload["summary"]
     assert summary["n"] == n and summary["shown"] == MAX_POINTS
     assert summary["omitted"] == n - MAX_POINTS
@@ -207,7 +215,7 @@ def test_large_results_stay_bounded():
     values = np.sort(result.values)
     assert payload["values"][0] == values[0] and payload["values"][-1] == values[-1]
     assert payload["values"][MAX_POINTS // 2] == values[n - MAX_POINTS // 2]
-    assert len(json.dumps(payload)) < 250_000
+    assert len(json.dumps(payload)) < 150_000 + THUMBNAIL_BUDGET  # values, then images
     static = bundle["text/html"].split("<script")[0]
     assert len(static) < 300_000 and static.count("<tr>") <= 23
 
@@ -435,8 +443,10 @@ def test_the_html_carries_the_payload_and_the_script_once():
 
 
 def test_the_html_keeps_the_most_extreme_thumbnails_within_the_budget(monkeypatch):
+    from dvl_jupyter import display
+
     monkeypatch.setattr(standalone, "bundle_js", lambda: "/* the script */")
-    monkeypatch.setattr(standalone, "THUMBNAIL_BUDGET", 5_000)
+    monkeypatch.setattr(display, "HTML_THUMBNAIL_BUDGET", 5_000)
     result = make_result(60, images=True)
     bundle = mimebundle(result)
     kept = payload_of(bundle["text/html"])["images"]
@@ -455,3 +465,17 @@ def test_without_the_script_the_html_is_the_static_part(monkeypatch):
     bundle = mimebundle(make_result(5))
     assert "<script" not in bundle["text/html"]
     assert bundle["text/html"].startswith('<div class="dvl-valuation">')
+
+
+def test_the_html_of_a_large_image_result_stays_bounded():
+    """The script comes once per output, the payload copy keeps fewer thumbnails."""
+    from dvl_jupyter.display import HTML_THUMBNAIL_BUDGET
+
+    bundle = mimebundle(make_result(1000, images=True))
+    page = bundle["text/html"]
+    static = page.split("<script")[0]
+    kept = sum(len(b) for b in payload_of(page).get("images", []) if b) if "<script" in page \
+        else 0
+    assert kept <= HTML_THUMBNAIL_BUDGET
+    assert len(page) - len(static) < 150_000 + HTML_THUMBNAIL_BUDGET  # numbers + script
+    assert len(page) < 500_000

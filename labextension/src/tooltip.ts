@@ -14,6 +14,9 @@ export interface IActiveDescription {
   rows: [string, string][];
   /** The point's thumbnail (a data: URL), if any. */
   image: string | null;
+  /** The result has images but this point has no thumbnail (the payload keeps a bounded
+   * number, the most extreme points first). */
+  noThumbnail: boolean;
   /** The one-line announcement for screen readers. */
   live: string;
 }
@@ -41,7 +44,8 @@ export function describeActive(state: IViewState, m: IMark, slot: number): IActi
     rows.push(['group', group], ['', 'zoom in to tell them apart']);
     live += `; one of ${group} drawn as one mark`;
   }
-  return { title: p.name, rows, image: p.image, live };
+  const noThumbnail = state.data!.hasImages && !p.image;
+  return { title: p.name, rows, image: p.image, noThumbnail, live };
 }
 
 export class Tooltip {
@@ -69,6 +73,10 @@ export class Tooltip {
       img.alt = 'thumbnail of the point';
       img.src = desc.image;
       t.appendChild(img);
+    } else if (desc.noThumbnail) {
+      const none = h('div', 'dvl-thumb dvl-nothumb', 'no thumbnail');
+      none.title = 'Only the most extreme points carry a thumbnail; see the Images view.';
+      t.appendChild(none);
     }
     const text = h('div', 'dvl-tooltip-text');
     text.appendChild(h('div', 'dvl-tooltip-title', desc.title));
@@ -100,7 +108,14 @@ export class Tooltip {
     const w = t.offsetWidth || 220;
     const hgt = t.offsetHeight || 120;
     const left = x + 14 + w > rootRect.width ? Math.max(0, x - 14 - w) : x + 14;
-    const top = Math.min(Math.max(0, y - hgt / 2), Math.max(0, rootRect.height - hgt));
+    // Beside the point and inside the chart (not over the toolbar or the status line)
+    // whenever the chart is tall enough, else inside the widget.
+    const chartTop = svgRect.top - rootRect.top;
+    const [lo, hi] =
+      hgt <= svgRect.height
+        ? [chartTop, chartTop + svgRect.height - hgt]
+        : [0, Math.max(0, rootRect.height - hgt)];
+    const top = Math.min(Math.max(lo, y - hgt / 2), hi);
     t.style.left = `${left}px`;
     t.style.top = `${top}px`;
   }
