@@ -6,7 +6,8 @@
  * The style sheet goes in as a string. Outside JupyterLab the --jp-* theme variables are not
  * defined, so every var(--jp-x) without a fallback gets one: VS Code's matching theme
  * variable when there is one (so the view follows VS Code's light, dark and high-contrast
- * themes), else the value of JupyterLab's light theme.
+ * themes), else the value of JupyterLab's light theme. And its selectors are scoped to the
+ * view's root, so the page's own styles cannot restyle it (see scoped()).
  */
 import { build, transform } from 'esbuild';
 import { readFileSync, statSync } from 'node:fs';
@@ -56,8 +57,36 @@ export function withFallbacks(css) {
   return out;
 }
 
+/**
+ * Every selector scoped under `.dvl-Valuation.dvl-standalone` (the view's root there): the
+ * view then sits inside other pages' styles (nbconvert's and JupyterLab's rendered HTML
+ * restyle every table, row and image) and wins over them, whatever their order.
+ */
+export function scoped(css) {
+  const root = '.dvl-Valuation.dvl-standalone';
+  const plain = css.replace(/\/\*[\s\S]*?\*\//g, '');
+  if (plain.includes('@')) {
+    throw new Error('base.css has an at-rule: scope it by hand in build-standalone.mjs');
+  }
+  return plain
+    .split('}')
+    .map(rule => rule.trim())
+    .filter(rule => rule)
+    .map(rule => {
+      const [selectors, body] = rule.split('{');
+      const scope = selectors
+        .split(',')
+        .map(sel => sel.trim())
+        .map(sel =>
+          sel.startsWith('.dvl-Valuation') ? sel.replace('.dvl-Valuation', root) : `${root} ${sel}`
+        );
+      return `${scope.join(',')}{${body}}`;
+    })
+    .join('\n');
+}
+
 const css = (
-  await transform(withFallbacks(readFileSync(join(here, 'style', 'base.css'), 'utf-8')), {
+  await transform(scoped(withFallbacks(readFileSync(join(here, 'style', 'base.css'), 'utf-8'))), {
     loader: 'css',
     minify: true
   })

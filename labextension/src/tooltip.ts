@@ -5,7 +5,7 @@
 import { h } from './dom';
 import { rankText, slotRange, valueWithLevel } from './format';
 import { IViewState } from './state';
-import { countOf, describePoint, IMark } from './valuation';
+import { countOf, describePoint, formatValue, IMark } from './valuation';
 
 /** What the tooltip and the live region say about a mark. */
 export interface IActiveDescription {
@@ -41,7 +41,11 @@ export function describeActive(state: IViewState, m: IMark, slot: number): IActi
       unit,
       ' to '
     )})`;
-    rows.push(['group', group], ['', 'zoom in to tell them apart']);
+    rows.push(['group', group]);
+    if (m.n > 1 && m.max > m.min) {
+      rows.push(['its values', `${formatValue(m.min)} … ${formatValue(m.max)}`]);
+    }
+    rows.push(['', 'zoom in to tell them apart']);
     live += `; one of ${group} drawn as one mark`;
   }
   const noThumbnail = state.data!.hasImages && !p.image;

@@ -716,27 +716,6 @@ export function describePoint(
   return rows;
 }
 
-/**
- * The tooltip lines of an aggregate mark; `slots` names its slots ("981 to 985", see
- * slotRange in format.ts, which knows the ranks). A group whose points all miss their value
- * says so ("no values (3 missing)") and has no mean or band lines.
- */
-export function describeMark(m: IMark, level: ConfidenceLevel, slots: string): [string, string][] {
-  const size = m.last - m.first;
-  const points: [string, string] = ['points', `${formatCount(size)} (${slots})`];
-  const note: [string, string] = ['', 'zoom in to see single points'];
-  if (m.n === 0) {
-    return [points, ['values', `no values (${formatCount(size)} missing)`], note];
-  }
-  return [
-    points,
-    ['values', `${formatValue(m.min)} … ${formatValue(m.max)}`],
-    ['mean', formatValue(m.mean)],
-    [`${level}% band`, `${formatValue(m.lo)} … ${formatValue(m.hi)}`],
-    note
-  ];
-}
-
 /** One line summarising the run, from the payload's meta. */
 export function summaryLine(v: IValuation): string {
   const parts: string[] = [];

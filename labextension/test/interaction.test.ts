@@ -580,6 +580,8 @@ describe('missing values', () => {
     );
     pointer(r, 'pointermove', plotX(981.5 / 1000));
     expect($(r, '.dvl-tip-group').textContent).toBe('4 points (ranks 981 to 984)');
+    // the fixture's values alternate in sign with the index: the group spans both
+    expect($(r, '.dvl-tip-itsvalues').textContent).toMatch(/^-?[\d.]+ … -?[\d.]+$/);
   });
 
   it('leave a single rank in a group or window named once', () => {

@@ -5,7 +5,6 @@ import {
   clampWindow,
   axisTicks,
   computeRanks,
-  describeMark,
   describePoint,
   findGaps,
   formatSeconds,
@@ -191,29 +190,6 @@ describe('confidence levels', () => {
     const [lo99, hi99] = valueDomain(ps, order, 99);
     expect(hi99).toBeGreaterThan(hi90);
     expect(lo99).toBeLessThanOrEqual(lo90);
-  });
-
-  it('describes a group with the slots text it is given, and its values at the level', () => {
-    const ps = points([0.2, 0.4, null, 0.1, 0.3]);
-    const [m] = buildMarks(ps, [1, 4, 0, 3, 2], 0, 5, 95, 1);
-    expect(describeMark(m, 95, '1 to 4 and 1 missing value')).toEqual([
-      ['points', '5 (1 to 4 and 1 missing value)'],
-      ['values', '0.1 … 0.4'],
-      ['mean', '0.25'],
-      ['95% band', '-0.096 … 0.596'],
-      ['', 'zoom in to see single points']
-    ]);
-  });
-
-  it('describes a group with no value as such, without a mean or band', () => {
-    const ps = points([0.2, null, null, null]);
-    const [m] = buildMarks(ps, [0, 1, 2, 3], 1, 4, 95, 1);
-    expect(m.n).toBe(0);
-    expect(describeMark(m, 95, '3 missing values')).toEqual([
-      ['points', '3 (3 missing values)'],
-      ['values', 'no values (3 missing)'],
-      ['', 'zoom in to see single points']
-    ]);
   });
 
   it('describes a point with value ± half-width at the level', () => {

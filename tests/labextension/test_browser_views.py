@@ -374,3 +374,43 @@ def test_standalone_html_as_a_saved_page_and_without_scripts(standalone_page: An
     assert rows[0].split("\t")[:2] == ["1", f"img_${by_rank(result)[0]}_$2.png"]
     assert q.page.locator(".dvl-Valuation").count() == 0
     q.screenshot("standalone-no-scripts")
+
+
+def test_nbconvert_html_shows_the_interactive_chart(standalone_page: Any, tmp_path: Path):
+    """nbconvert's HTML takes an output's text/html: the script draws the same view."""
+    from nbconvert import HTMLExporter
+
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell("result")
+    cell.outputs = [output_of(tied_result())]
+    nb.cells.append(cell)
+    body, _ = HTMLExporter(template_name="lab").from_notebook_node(nb)
+    page_file = tmp_path / "exported.html"
+    page_file.write_text(body, encoding="utf-8")
+    p = standalone_page()
+    p.page.goto(page_file.as_uri())
+    root = p.page.locator(".dvl-Valuation")
+    root.locator(".dvl-point").first.wait_for(timeout=10_000)
+    assert root.locator(".dvl-point").count() == 60
+    # JupyterLab's theme variables of the exported page, not the fallbacks
+    bg = root.locator(".dvl-chart").evaluate("e => getComputedStyle(e).backgroundColor")
+    assert bg == "rgb(255, 255, 255)"
+    root.locator(".dvl-point").nth(10).hover()
+    root.locator(".dvl-tooltip").wait_for(state="visible")
+    root.scroll_into_view_if_needed()
+    p.screenshot("nbconvert-html-chart", root)
+    # the exported page's styles (rendered HTML restyles tables and images) do not reach in
+    tip = root.locator(".dvl-tooltip")
+    assert tip.locator("td").first.evaluate("e => getComputedStyle(e).textAlign") == "left"
+    size = tip.locator("img.dvl-thumb").evaluate("i => [i.clientWidth, i.clientHeight]")
+    assert size == [64, 64]
+    root.get_by_role("button", name="Show the image grid").click()
+    p.screenshot("nbconvert-html-grid", root)
+    root.get_by_role("button", name="Show the table of values").click()
+    rows = root.locator(".dvl-tableview tbody tr")
+    backgrounds = rows.evaluate_all("trs => trs.slice(0, 2).map(r => getComputedStyle(r)"
+                                    ".backgroundColor)")
+    assert len(set(backgrounds)) == 1  # no zebra from the page
+    p.screenshot("nbconvert-html-table", root)
+    ours = [e for e in p.all_errors if "dvl" in e.lower()]
+    assert not ours, ours
