@@ -414,3 +414,37 @@ def test_nbconvert_html_shows_the_interactive_chart(standalone_page: Any, tmp_pa
     p.screenshot("nbconvert-html-table", root)
     ours = [e for e in p.all_errors if "dvl" in e.lower()]
     assert not ours, ours
+
+
+def test_html_alone_in_jupyterlab_untrusted_then_trusted(lab: LabServer, page: Page):
+    """An output with only the HTML (as a frontend without the extension would keep): in an
+    untrusted notebook JupyterLab drops its scripts and the static part shows; trusted, the
+    script draws the view in JupyterLab's own theme."""
+    from nbformat.sign import NotebookNotary
+
+    bundle = mimebundle(tied_result())
+    data = {"text/html": bundle["text/html"], "text/plain": bundle["text/plain"]}
+    path = lab.root / "html-only.ipynb"
+    write_notebook(path, ["# HTML only"], [[nbformat.v4.new_output("display_data", data=data)]])
+    open_in_lab(page, lab, "html-only.ipynb")
+    static = page.page.locator(".jp-OutputArea .dvl-valuation")
+    static.wait_for(timeout=60_000)
+    static.scroll_into_view_if_needed()
+    assert page.page.locator("img.dvl-png").evaluate("i => i.complete && i.naturalWidth") > 500
+    assert static.locator("tbody tr").count() >= 20
+    assert page.page.locator(".dvl-Valuation").count() == 0
+    page.screenshot("lab-html-untrusted")
+
+    nb = nbformat.read(path, as_version=4)
+    NotebookNotary().sign(nb)  # what `jupyter trust` does
+    nbformat.write(nb, lab.root / "html-trusted.ipynb")
+    trusted = Page(page.page.context.new_page())
+    open_in_lab(trusted, lab, "html-trusted.ipynb")
+    root = trusted.page.locator(".jp-OutputArea .dvl-Valuation")
+    root.locator(".dvl-point").first.wait_for(timeout=60_000)
+    assert root.locator(".dvl-point").count() == 60
+    root.scroll_into_view_if_needed()
+    root.locator(".dvl-point").nth(3).hover()
+    root.locator(".dvl-tooltip").wait_for(state="visible")
+    trusted.screenshot("lab-html-trusted", root)
+    assert not trusted.dialogs and not trusted.errors, (trusted.dialogs, trusted.errors)
