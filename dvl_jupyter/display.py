@@ -419,7 +419,7 @@ def result_figure(
         return None
     images = kind != "plot" and _has_images(result)
     plot = kind != "grid" or not images
-    # Tiles are square and 1.3 in wide (5 per half of 13 in), wide enough for "value ± stderr"
+    # Tiles are square and 1.3 in wide (5 per half of 13 in), wide enough for "value ± half-width"
     # under each; each row adds its two lines of text.
     grid_height = 2.0 * math.ceil(_grid_k(n, k) / 5) + 0.4
     fig = Figure(figsize=(13, (3.6 if plot else 0) + (grid_height if images else 0)),
