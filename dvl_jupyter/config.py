@@ -13,13 +13,13 @@ from __future__ import annotations
 import keyword
 import numbers
 import os
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from typing import Any, ClassVar
 
-from .valuation import MinUpdates, RelativeTruncation, StoppingCriterion, TruncationPolicy
+from .valuation import StoppingCriterion, TruncationPolicy
 from .valuation.cachedir import DEFAULT_CACHE_DIR, CacheDirectory
 from .valuation.dataset import Dataset, as_dataset
-from .valuation.exceptions import DvlParameterError, DvlValueError
+from .valuation.exceptions import DvlParameterError
 from .valuation.params import (
     BATCHED,
     SEED,
@@ -66,10 +66,12 @@ class RunConfig:
     scoring: Any = "accuracy"
     default: float = 0.0
     range: tuple[float, float] | None = None
-    truncation: TruncationPolicy | None = field(
-        default_factory=lambda: RelativeTruncation(rtol=0.05, burn_in_fraction=0.3)
-    )
-    stopping: StoppingCriterion = field(default_factory=lambda: MinUpdates(100))
+    #: None: the method's default (TMC: RelativeTruncation(0.05, 0.3); NoTruncation() for none)
+    truncation: TruncationPolicy | None = None
+    #: None: the method's default (TMC: MinUpdates(100))
+    stopping: StoppingCriterion | None = None
+    #: A short name ("tmc", "knn", ...) or a method object (see dvl_jupyter.method_choice)
+    method: Any = "tmc"
     jobs: int = 1
     backend: str = "loky"
     cache: str | os.PathLike[str] | CacheDirectory | None = DEFAULT_CACHE_DIR
@@ -86,7 +88,7 @@ class RunConfig:
         "default": [Interval(numbers.Real, None, None)],
         "range": [None, Satisfies(_is_pair, "a (low, high) pair of numbers with low <= high")],
         "truncation": TRUNCATION,
-        "stopping": STOPPING,
+        "stopping": [*STOPPING, None],
         "jobs": [Interval(numbers.Integral, -1, None, exclude=(0,),
                           description="a positive integer or -1 (all cores)")],
         "backend": [Options(BACKENDS)],
@@ -104,21 +106,22 @@ class RunConfig:
         return check_param(name, value, constraints, hint)
 
     def validate(self) -> RunConfig:
-        """Check every setting; the first broken rule raises its one-line message."""
+        """Check every setting; the first broken rule raises its one-line message. (What a
+        method needs, a model or test data, is checked when the method is built.)"""
+        from .method_choice import method_entry
+
         validate_params({f.name: getattr(self, f.name) for f in fields(self)},
                         self._parameter_constraints)
-        if self.utility is None:
-            if self.model is None:
-                raise DvlValueError(
-                    "No model: set `model = <your estimator>` (or pass utility=...).")
-            if self.test is None:
-                raise DvlValueError("No test data: set `test = <Dataset or (x, y)>` to score on.")
+        if self.test is not None:
             check_param("test", self.test, _DATA)
+        method_entry(self.method)
         return self
 
     def settings(self) -> dict[str, Any]:
         """A JSON-able summary for run records and the result's metadata."""
+        method = self.method if isinstance(self.method, str) else type(self.method).__name__
         return {
+            "method": method,
             "model": type(self.model).__name__ if self.model is not None else None,
             "scoring": self.scoring if isinstance(self.scoring, str) else repr(self.scoring),
             "truncation": repr(self.truncation),

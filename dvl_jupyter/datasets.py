@@ -12,7 +12,7 @@ if TYPE_CHECKING:  # imported lazily at run time, see load_digits
 
     from dvl_jupyter.valuation.dataset import Dataset
 
-__all__ = ["load_digits"]
+__all__ = ["load_digits", "load_digits_dataset"]
 
 
 def load_digits(
@@ -90,3 +90,9 @@ def load_digits(
         Dataset(to_tensor(x_train), to_tensor(y_train), names=n_train),
         Dataset(to_tensor(x_test), to_tensor(y_test), names=n_test),
     )
+
+
+#: The reference notebook's name for :func:`load_digits` (pyDVL's ``notebooks/support/
+#: datasets.py``), so its call ``load_digits_dataset(train_size=0.7, random_state=...,
+#: device=...)`` runs with only the import changed. The same function, not a copy.
+load_digits_dataset = load_digits

@@ -33,6 +33,7 @@ from traitlets.config import Configurable
 from .config import RunConfig, check_output_name
 from .display import SHOW_CHOICES, mimebundle
 from .runner import ValuationRunner
+from .valuation import NoTruncation
 from .valuation.cachedir import DEFAULT_CACHE_DIR, CacheDirectory
 from .valuation.ending import RunEnd
 from .valuation.exceptions import DvlError
@@ -41,10 +42,12 @@ from .valuation.utils import plural
 __all__ = ["ShapleyMagics", "SETTINGS", "load", "unload"]
 
 #: The names a ``%%shapley`` body may set; everything else it assigns is an error.
-SETTINGS = ("model", "train", "test", "scoring", "truncation", "stopping", "default", "range",
-            "utility")
+SETTINGS = ("model", "train", "test", "method", "scoring", "truncation", "stopping", "default",
+            "range", "utility")
 BATCHED = {"auto": "auto", "on": True, "off": False}
 _BODY = "<%%shapley body>"
+#: The traits that are run settings, checked by RunConfig's table.
+_RUN_SETTINGS = ("jobs", "backend", "scheduler", "seed")
 _EXAMPLE = "model = model\ntrain, test = train, test\nstopping = MinUpdates(100)"
 
 
@@ -131,7 +134,8 @@ def _bound_by_assignment(tree: ast.Module) -> list[tuple[str, int]]:
 
 @magics_class
 class ShapleyMagics(Magics, Configurable):
-    """``%%shapley`` / ``%shapley``: TMC-Shapley values of a model's training points.
+    """``%%shapley`` / ``%shapley`` (also ``%%valuation``): the values of a model's training
+    points, by TMC-Shapley or another method.
 
     Defaults for the line options are set with ``%config``, e.g.
     ``%config ShapleyMagics.jobs = 2``.
@@ -162,7 +166,7 @@ class ShapleyMagics(Magics, Configurable):
         #: The runner of the last %%shapley run (e.g. to stop a background run).
         self.last_runner: ValuationRunner | None = None
 
-    @validate("jobs", "backend", "scheduler", "seed")
+    @validate(*_RUN_SETTINGS)
     def _check_run_setting(self, proposal: Any) -> Any:
         try:
             return RunConfig.check(proposal["trait"].name, proposal["value"])
@@ -190,12 +194,13 @@ class ShapleyMagics(Magics, Configurable):
     @argument("--debug", action="store_true", help="full tracebacks instead of short errors")
     @line_cell_magic
     def shapley(self, line: str, cell: str | None = None) -> None:
-        """Compute TMC-Shapley values of every training point.
+        """Value every training point: TMC-Shapley by default, or another ``method``.
 
         Cell form: the body is Python that sets ``model``, ``train``, ``test`` and optionally
-        ``scoring``, ``truncation``, ``stopping``, ``default``, ``range`` (or a ready
-        ``utility``); it sees the notebook's variables and every name of
-        ``dvl_jupyter.valuation``, and its assignments stay in the cell::
+        ``method`` (``"tmc"``, ``"knn"``, ``"data-oob"``, ``"banzhaf"``, ``"beta(4,1)"``,
+        ``"loo"`` or a method object), ``scoring``, ``truncation``, ``stopping``,
+        ``default``, ``range`` (or a ready ``utility``); it sees the notebook's variables and
+        every name of ``dvl_jupyter.valuation``, and its assignments stay in the cell::
 
             %%shapley -o result --jobs 2
             model = model
@@ -203,6 +208,7 @@ class ShapleyMagics(Magics, Configurable):
             truncation = RelativeTruncation(rtol=0.05, burn_in_fraction=0.3)
             stopping = MinUpdates(100)
 
+        ``%%valuation`` is the same magic (it reads better for Data-OOB or KNN-Shapley).
         Line form: ``%shapley model train test -o result``.
         """
         args = self._parse(self.shapley, line)
@@ -218,6 +224,9 @@ class ShapleyMagics(Magics, Configurable):
             if debug:
                 raise
             raise UsageError(_one_line(exc)) from None
+
+    #: The same magic under a name that fits every method.
+    valuation = line_cell_magic("valuation")(shapley)
 
     def _parse(self, magic: Any, line: str) -> Any:
         """``parse_argstring`` with a did-you-mean for a misspelt option."""
@@ -322,7 +331,10 @@ class ShapleyMagics(Magics, Configurable):
                 f"{_one_line(exc)}",
                 exc,
             ) from None
-        return {name: ns[name] for name in ns.assigned if name in SETTINGS}
+        settings = {name: ns[name] for name in ns.assigned if name in SETTINGS}
+        if "truncation" in settings and settings["truncation"] is None:
+            settings["truncation"] = NoTruncation()  # "truncation = None": none at all
+        return settings
 
     def _run(self, config: RunConfig, args: Any) -> None:
         show = args.show or self.show
@@ -368,8 +380,9 @@ class ShapleyMagics(Magics, Configurable):
         from IPython.display import display
 
         target = f"`{out}` is set" if out else "the result is shown here"
+        algorithm = runner.valuation.algorithm if runner.valuation is not None else "The run"
         handle = display(
-            {"text/plain": f"TMC-Shapley is running in the background; {target} when it ends."},
+            {"text/plain": f"{algorithm} is running in the background; {target} when it ends."},
             raw=True, display_id=True,
         )
 
@@ -377,11 +390,11 @@ class ShapleyMagics(Magics, Configurable):
             if result is not None and out:
                 self.shell.user_ns[out] = result
             if error is not None and not isinstance(error, KeyboardInterrupt):
-                bundle = {"text/plain": f"TMC-Shapley failed: {type(error).__name__}: "
+                bundle = {"text/plain": f"{algorithm} failed: {type(error).__name__}: "
                                         f"{_one_line(error)}"}
             elif result is not None:
                 bundle = mimebundle(result, show=show) or {
-                    "text/plain": f"TMC-Shapley finished; the result is in `{out}`."}
+                    "text/plain": f"{algorithm} finished; the result is in `{out}`."}
             else:
                 return
             if handle is not None:
@@ -445,7 +458,7 @@ def _body_line(exc: BaseException) -> int | str:
 
 
 def _progress_view(runner: ValuationRunner | None, enabled: bool) -> Any:
-    """The progress view that fits the front end (:func:`dvl_jupyter.progress.progress_callback`)."""
+    """The progress view that fits the front end (:func:`.progress.progress_callback`)."""
     from .progress import progress_callback
 
     return progress_callback(runner, enabled=enabled) if enabled else None
@@ -462,10 +475,28 @@ def load(ip: Any) -> ShapleyMagics:
     for c in ip.configurables:
         if isinstance(c, ShapleyMagics):
             return c
+    _drop_refused_config(ip)
     magics = ShapleyMagics(shell=ip)
     ip.register_magics(magics)
     return magics
 
+
+def _drop_refused_config(ip: Any) -> None:
+    """Forget ``%config ShapleyMagics.<name> = <value>`` entries that the traits refuse.
+
+    ``%config`` stores a value in the shell's config before the trait checks it, so a refused
+    value (``jobs = 0``) would stay there and make every later ``%load_ext`` fail. It was
+    refused with its message when it was set; here it is dropped, with one line saying so.
+    """
+    section = ip.config.get("ShapleyMagics") if hasattr(ip.config, "get") else None
+    if not section:
+        return
+    for name in [n for n in section if n in _RUN_SETTINGS]:
+        try:
+            RunConfig.check(name, section[name])
+        except DvlError as exc:
+            del section[name]
+            print(f"%config ShapleyMagics.{name} ignored: {exc}")
 
 def unload(ip: Any) -> None:
     """Remove the magics, their registry entry and their ``%config`` entry from a shell."""

@@ -379,3 +379,78 @@ def figure_to_png(fig: Figure | FigureBase, dpi: int = 100) -> bytes:
     target = fig.figure if hasattr(fig, "figure") and fig.figure is not None else fig
     target.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
     return buf.getvalue()
+
+
+if TYPE_CHECKING:
+    from dvl_jupyter.valuation.evaluation import RemovalCurve
+
+_REMOVAL_STYLE = {
+    "lowest": {"color": "tab:blue", "marker": "o", "linestyle": "-",
+               "label": "lowest values removed first"},
+    "highest": {"color": "tab:red", "marker": "s", "linestyle": "-",
+                "label": "highest values removed first"},
+    "random": {"color": "tab:gray", "marker": "^", "linestyle": "--",
+               "label": "random points removed"},
+}
+
+
+def plot_removal_curve(
+    curve: RemovalCurve,
+    ax: Axes | None = None,
+    title: str | None = None,
+    xlabel: str | None = None,
+    ylabel: str | None = None,
+) -> Axes:
+    """Plot the score after removing the lowest / highest valued points, beside random removal.
+
+    The picture of the Data Shapley paper: each strategy's mean score over seeds against the
+    fraction of training points removed, with its 95% interval as a band (no band with one
+    seed). Values that mean something put the "lowest" curve above the random one and the
+    "highest" curve below it; curves whose bands overlap the random one cannot be told from it.
+
+    Parameters
+    ----------
+    curve
+        A :class:`~dvl_jupyter.valuation.evaluation.RemovalCurve` from ``removal_curve``.
+    ax
+        Axes to draw on; a new pyplot figure when None.
+    title, xlabel, ylabel
+        Axes labels; by default the x axis says "fraction of training points removed" and the
+        y axis names the score (``curve.score_name``).
+
+    Returns
+    -------
+    Axes
+        The axes drawn on.
+    """
+    from dvl_jupyter.valuation.exceptions import DvlTypeError
+
+    strategies = tuple(getattr(curve, "strategies", ()))
+    if not strategies:
+        raise DvlTypeError(
+            f"curve must be a RemovalCurve (from removal_curve) with at least one strategy; "
+            f"got {type(curve).__name__}"
+        )
+    if ax is None:
+        import matplotlib.pyplot as plt
+
+        _, ax = plt.subplots()
+
+    x = np.asarray(curve.fractions, dtype=np.float64)
+    for strategy in strategies:
+        style = dict(_REMOVAL_STYLE.get(strategy, {"label": strategy}))
+        line = ax.plot(x, curve.mean[strategy], **style)[0]
+        low, high = np.asarray(curve.low[strategy]), np.asarray(curve.high[strategy])
+        if np.isfinite(low).all() and np.isfinite(high).all():
+            ax.fill_between(x, low, high, color=line.get_color(), alpha=0.2, linewidth=0)
+    n_seeds = getattr(curve, "n_seeds", None)
+    band = f", 95% interval over {n_seeds} seeds" if n_seeds and n_seeds > 1 else ""
+    ax.legend(title=f"mean{band}", fontsize="small", title_fontsize="small")
+    ax.set_xlabel(xlabel if xlabel is not None else "fraction of training points removed")
+    ax.set_ylabel(ylabel if ylabel is not None else str(getattr(curve, "score_name", "score")))
+    if title is not None:
+        ax.set_title(title)
+    return ax
+
+
+__all__.append("plot_removal_curve")

@@ -41,6 +41,8 @@ __all__ = [
     "TextProgress",
     "has_widget_frontend",
     "progress_callback",
+    "reliability_text",
+    "run_record",
 ]
 
 #: Order and captions of the counters shown under the bar.
@@ -50,6 +52,7 @@ _FIELDS: tuple[tuple[str, str], ...] = (
     ("cache_hits", "cache hits"),
     ("failed_fits", "fits failed"),
     ("permutations", "permutations"),
+    ("reliability", "reliability"),
     ("elapsed", "elapsed"),
     ("remaining", "remaining"),
 )
@@ -75,17 +78,70 @@ def has_widget_frontend() -> bool:
     return True
 
 
-def _stat_texts(stats: RunStats) -> dict[str, str]:
-    """The text of every counter, computed in one place so tests can compare against it."""
+def _stat_texts(stats: RunStats, ended: bool = False) -> dict[str, str]:
+    """The text of every counter, computed in one place so tests can compare against it.
+
+    "remaining" reads "estimating" until an ETA means something (see ``RunStats.remaining``)
+    and "-" once the run has ended, however it ended.
+    """
+    remaining = stats.remaining()
     return {
         "evaluations": f"{stats.evaluations:,}",
         "rate": f"{stats.rate:.1f}",
         "cache_hits": f"{stats.cache_hits:,}",
         "failed_fits": f"{stats.failed_fits:,}",
         "permutations": f"{stats.permutations:,}",
+        "reliability": reliability_text(stats),
         "elapsed": format_duration(stats.elapsed),
-        "remaining": format_duration(stats.remaining()),
+        "remaining": "-" if ended else (
+            "estimating" if remaining is None else format_duration(remaining)),
     }
+
+
+def reliability_text(stats: RunStats) -> str:
+    """The ranking's split-half reliability in words: "0.82", "0.12 (mostly noise)", "-"."""
+    from dvl_jupyter.valuation.diagnostics import LOW_RELIABILITY
+
+    r = stats.reliability
+    if not np.isfinite(r):
+        return "-"
+    return f"{r:.2f}" + (" (mostly noise)" if r < LOW_RELIABILITY else "")
+
+
+def close_tree(widget: Any) -> None:
+    """Close a widget and every widget inside it (``close()`` alone leaves the children's
+    models alive, and a saved notebook would keep their state)."""
+    for child in getattr(widget, "children", ()):
+        close_tree(child)
+    for part in ("layout", "style"):
+        sub = getattr(widget, part, None)
+        if sub is not None and hasattr(sub, "close"):
+            sub.close()
+    widget.close()
+
+
+def run_record(result: ValuationResult, stats: RunStats) -> dict[str, str]:
+    """What a finished run leaves where its live view was: a short static record (HTML and
+    text) that reads the same in every viewer, with or without a kernel or widgets."""
+    import html
+
+    end = RunEnd.parse(result.meta.get("ended")) or RunEnd.DONE
+    head = f"{result.algorithm or 'Valuation'}: {end.status_text}"
+    body = stats.summary()
+    lines = [body]
+    if stats.path:
+        lines.append(f"path: {stats.path}")
+    if np.isfinite(stats.reliability):
+        lines.append(f"reliability of the ranking: {reliability_text(stats)}; "
+                     f"{stats.distinguishable:,} of {len(result):,} values distinguishable "
+                     "from zero")
+    text = head + "\n" + "\n".join(f"  {line}" for line in lines)
+    color = {"success": "#2e7d32", "warning": "#b26a00", "danger": "#b00020"}[end.style]
+    rows = "".join(f"<div>{html.escape(line)}</div>" for line in lines)
+    markup = (f'<div class="dvl-run-record" style="font-size:90%;line-height:1.4">'
+              f'<div style="color:{color};font-weight:600">{html.escape(head)}</div>'
+              f"{rows}</div>")
+    return {"text/plain": text, "text/html": markup}
 
 
 class TextProgress(TqdmProgress):
@@ -98,7 +154,7 @@ class TextProgress(TqdmProgress):
     def on_start(self, valuation: Any, stats: RunStats) -> None:
         from tqdm.std import tqdm
 
-        self._bar = tqdm(total=None, desc=self.desc, unit="eval", **self.tqdm_kwargs)
+        self._bar = tqdm(total=None, desc=self._desc(valuation), unit="eval", **self.tqdm_kwargs)
 
 
 class ProgressView(ValuationCallback):
@@ -191,10 +247,13 @@ class ProgressView(ValuationCallback):
             self.chart,
         ])
         self.attach(runner)
+        self._handle: Any = None
         if display:
             from IPython.display import display as ipy_display
 
-            ipy_display(self.widget)
+            # with a display id, so that the finished run can replace its live view by a
+            # static record (a saved notebook then holds no widget that no longer exists)
+            self._handle = ipy_display(self.widget, display_id=True)
 
     # -- public ---------------------------------------------------------------------------------
     def attach(self, runner: ValuationRunner | None) -> None:
@@ -204,7 +263,7 @@ class ProgressView(ValuationCallback):
 
     def close(self) -> None:
         """Remove the view from the frontend (e.g. when a run failed before it started)."""
-        self.widget.close()
+        close_tree(self.widget)
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
         return self.widget._repr_mimebundle_(**kwargs)
@@ -214,9 +273,15 @@ class ProgressView(ValuationCallback):
         with self._lock:
             self.ended = None
             if not self._stop_requested:  # Stop may be pressed before the first evaluation
-                self.status_label.value = "running"
+                self.status_label.value = "starting"
             self.bar.bar_style = "info"
         self._sync_stop_button()
+        self._render_text(stats)
+
+    def on_stage(self, stats: RunStats) -> None:
+        with self._lock:
+            if not self._stop_requested and self.ended is None:
+                self.status_label.value = stats.stage or "running"
         self._render_text(stats)
 
     def on_evaluations(self, stats: RunStats) -> None:
@@ -230,21 +295,20 @@ class ProgressView(ValuationCallback):
             self._render_chart(result)
 
     def on_finish(self, result: ValuationResult, stats: RunStats) -> None:
-        self._render_text(stats)
-        self._render_chart(result)
         end = RunEnd.parse(result.meta.get("ended")) or RunEnd.DONE
-        ended, text, style = end.value, end.status_text, end.style
-        summary = (f"{stats.permutations:,} permutations, "
-                   f"{stats.evaluations + stats.cache_hits:,} evaluations "
-                   f"in {format_duration(stats.elapsed)}")
-        if stats.failed_fits:
-            summary += f"; {stats.failed_fits:,} fits failed and scored the default"
         with self._lock:
-            self.ended = ended
+            self.ended = end.value
             self._stop_requested = False  # ready for another run of the same view
-            self.status_label.value = f"{text} ({summary})"
-            self.bar.bar_style = style
+            self.status_label.value = f"{end.status_text} ({stats.summary()})"
+            self.bar.bar_style = end.style
+        self._render_text(stats)
+        self.chart.layout.display = "none"  # the live preview ends with the run
         self._sync_stop_button()
+        if self._handle is not None:
+            # The live view gives way to a static record: in a saved notebook, a widget whose
+            # kernel is gone reads "model not found" or "VBox(children=...)".
+            self._handle.update(run_record(result, stats), raw=True)
+            close_tree(self.widget)
 
     # -- rendering ------------------------------------------------------------------------------
     def _due(self, attr: str, interval: float) -> bool:
@@ -260,7 +324,7 @@ class ProgressView(ValuationCallback):
         completion = min(max(float(stats.completion), 0.0), 1.0)
         self.bar.value = completion
         self.percent_label.value = f"{completion:.0%}"
-        for key, text in _stat_texts(stats).items():
+        for key, text in _stat_texts(stats, ended=self.ended is not None).items():
             self.fields[key].value = text
         self.path_label.value = f"path: {stats.path}" if stats.path else ""
         self.renders += 1
@@ -339,7 +403,7 @@ def progress_callback(
     enabled: bool = True,
     *,
     display: bool = True,
-    desc: str = "TMC-Shapley",
+    desc: str | None = None,
 ) -> ValuationCallback:
     """The progress display that fits where we run, as a runner callback.
 
@@ -356,7 +420,7 @@ def progress_callback(
         Display the widget view at once, in the calling cell (ignored for the text bar,
         which prints itself when the run starts).
     desc
-        Caption of the text bar.
+        Caption of the text bar (default: the method's name).
 
     Returns
     -------

@@ -17,12 +17,13 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from .config import RunConfig
+from .method_choice import build_method
 from .valuation import (
     ModelUtility,
     SkorchSupervisedScorer,
     SupervisedScorer,
-    TMCShapleyValuation,
     ValuationCallback,
+    ValuationMethod,
     ValuationResult,
 )
 from .valuation.cachedir import CacheDirectory
@@ -49,7 +50,7 @@ class ValuationRunner:
     def __init__(self, config: RunConfig, callbacks: list[ValuationCallback] | None = None):
         self.config = config
         self.callbacks = list(callbacks or [])
-        self.valuation: TMCShapleyValuation | None = None
+        self.valuation: ValuationMethod | None = None
         self.result: ValuationResult | None = None
         self.error: BaseException | None = None
         self.run_id: str | None = None
@@ -58,9 +59,15 @@ class ValuationRunner:
 
     # -- building ------------------------------------------------------------------------------
     def build_utility(self) -> Any:
+        """The utility of a method that trains models on subsets: the given one, or the
+        model scored on the test data."""
         c = self.config
         if c.utility is not None:
             return c.utility
+        if c.model is None:
+            raise DvlValueError("No model: set `model = <your estimator>` (or pass utility=...).")
+        if c.test is None:
+            raise DvlValueError("No test data: set `test = <Dataset or (x, y)>` to score on.")
         test = as_dataset(c.test, "test")
         kwargs: dict[str, Any] = {"default": c.default}
         if c.range is not None:
@@ -71,7 +78,7 @@ class ValuationRunner:
             scorer = SupervisedScorer(c.scoring, test, **kwargs)
         return ModelUtility(c.model, scorer, cache=self.cache)
 
-    def build(self) -> TMCShapleyValuation:
+    def build(self) -> ValuationMethod:
         """Check the configuration and build the valuation, in the calling thread.
 
         Everything that can be checked before fitting is checked here, so a background run
@@ -79,17 +86,14 @@ class ValuationRunner:
         """
         c = self.config.validate()
         self.cache = CacheDirectory.open(c.cache)
-        utility = self.build_utility()
-        if isinstance(utility, ModelUtility):
-            utility.validate()
-        self.valuation = TMCShapleyValuation(
-            utility,
-            truncation=c.truncation,
-            is_done=c.stopping,
-            seed=c.seed,
-            batched=c.batched,
-            callbacks=self.callbacks,
-        )
+
+        def utility() -> Any:
+            u = self.build_utility()
+            if isinstance(u, ModelUtility):
+                u.validate()
+            return u
+
+        self.valuation = build_method(c, utility, self.callbacks)
         self.valuation.validate()
         return self.valuation
 

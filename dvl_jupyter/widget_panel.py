@@ -24,11 +24,13 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 from dvl_jupyter.config import check_output_name
+from dvl_jupyter.method_choice import METHODS
 from dvl_jupyter.progress import ProgressView
 from dvl_jupyter.valuation.cachedir import DEFAULT_CACHE_DIR
 from dvl_jupyter.valuation.dataset import Dataset, as_dataset
 from dvl_jupyter.valuation.ending import RunEnd
 from dvl_jupyter.valuation.exceptions import DvlError
+from dvl_jupyter.valuation.result import ValuationResult
 from dvl_jupyter.valuation.utils import is_image_data, is_skorch_net
 
 if TYPE_CHECKING:
@@ -36,7 +38,6 @@ if TYPE_CHECKING:
 
     from dvl_jupyter.config import RunConfig
     from dvl_jupyter.runner import ValuationRunner
-    from dvl_jupyter.valuation.result import ValuationResult
 
 __all__ = ["PanelInputError", "ShapleyPanel", "find_datasets", "find_estimators", "panel"]
 
@@ -113,6 +114,20 @@ def _user_namespace() -> dict[str, Any]:
     return vars(__main__)
 
 
+def _default_jobs() -> int:
+    """The magic's ``%config ShapleyMagics.jobs`` when the extension is loaded, else 1: the
+    panel and the magic start from the same defaults."""
+    try:
+        from IPython import get_ipython
+    except ImportError:  # pragma: no cover - IPython is a dependency
+        return 1
+    shell = get_ipython()
+    for c in getattr(shell, "configurables", ()):
+        if type(c).__name__ == "ShapleyMagics":
+            return int(c.jobs)
+    return 1
+
+
 def _short(exc: BaseException) -> str:
     """One line for the panel: our errors speak for themselves, others say what they are."""
     lines = str(exc).strip().splitlines()
@@ -167,6 +182,11 @@ class ShapleyPanel:
                                        tooltip="List the notebook's models and datasets again")
         self.refresh_button.on_click(self.refresh)
         # how
+        self.method = w.Dropdown(options=[(f"{e.algorithm} ({n})", n) for n, e in METHODS.items()],
+                                 value="tmc", description="method", style=_DESC,
+                                 layout=w.Layout(width="340px"))
+        self.method_note = w.Label("")
+        self.method.observe(self._on_method, names="value")
         self.scoring = w.Combobox(value="accuracy", options=SCORING_CHOICES,
                                   ensure_option=False, description="scoring", style=_DESC,
                                   placeholder="empty: model.score")
@@ -182,7 +202,7 @@ class ShapleyPanel:
         self.max_time = w.BoundedFloatText(value=0.0, min=0.0, max=1e9,
                                            description="MaxTime (s)", style=_DESC,
                                            tooltip="0: no time limit")
-        self.jobs = w.IntText(value=1, description="jobs", style=_DESC)
+        self.jobs = w.IntText(value=_default_jobs(), description="jobs", style=_DESC)
         self.seed = w.Text(value="", description="seed", placeholder="empty: random",
                            style=_DESC)
         self.cache = w.Checkbox(value=True, description="cache", indent=False)
@@ -206,27 +226,35 @@ class ShapleyPanel:
                                 style=_DESC, layout=w.Layout(width="200px"))
         for control in (self.k, self.which, self.level):
             control.observe(self._on_view_change, names="value")
+        # the magic's own display (the interactive chart where the renderer is installed)
+        self.chart = w.Output()
         self.plot = w.Image(format="png")
         self.grid = w.Image(format="png")
         self.grid_note = w.Label("")
         self.table = w.HTML("")
-        self.tabs = w.Tab(children=[self.plot, w.VBox([self.grid_note, self.grid]), self.table])
-        self.tabs.titles = ("Plot", "Images", "Table")
+        self.tabs = w.Tab(children=[self.chart, self.plot, w.VBox([self.grid_note, self.grid]),
+                                    self.table])
+        self.tabs.titles = ("Chart", "Plot", "Images", "Table")
         self.results_box = w.VBox([w.HBox([self.k, self.which, self.level]), self.tabs],
                                   layout=w.Layout(display="none"))
 
+        self.truncation_row = w.HBox([self.truncation, self.rtol, self.burn_in])
+        self.stopping_row = w.HBox([self.min_updates, self.max_time])
         self.widget = w.VBox([
             w.HBox([self.model_dropdown, self.refresh_button]),
             w.HBox([self.train_dropdown, self.test_dropdown]),
+            w.HBox([self.method, self.method_note]),
             w.HBox([self.scoring, self.jobs, self.seed]),
-            w.HBox([self.truncation, self.rtol, self.burn_in]),
-            w.HBox([self.min_updates, self.max_time]),
+            self.truncation_row,
+            self.stopping_row,
             w.HBox([self.cache, self.cache_dir, self.out_name]),
-            w.HBox([self.run_button, self.stop_button, self.message]),
+            w.HBox([self.run_button, self.stop_button]),
+            self.message,  # its own line, so a long message is not clipped by the buttons
             self.progress_box,
             self.results_box,
         ])
         self.refresh()
+        self._on_method({"new": self.method.value})
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
         return self.widget._repr_mimebundle_(**kwargs)
@@ -261,6 +289,14 @@ class ShapleyPanel:
         else:
             dropdown.value = None
 
+    def _on_method(self, change: dict[str, Any]) -> None:
+        """Show the settings the chosen method reads, and hide the others."""
+        entry = METHODS[change["new"]]
+        self.truncation_row.layout.display = None if "truncation" in entry.uses else "none"
+        self.stopping_row.layout.display = None if "stopping" in entry.uses else "none"
+        self.scoring.layout.display = None if "scoring" in entry.uses else "none"
+        self.method_note.value = entry.summary
+
     def _on_truncation(self, change: dict[str, Any]) -> None:
         off = change["new"] == "none"
         self.rtol.disabled = off
@@ -270,7 +306,7 @@ class ShapleyPanel:
         """The form as a :class:`~dvl_jupyter.runner.RunConfig`; bad input raises
         :class:`PanelInputError` with the message to show."""
         from dvl_jupyter.config import RunConfig
-        from dvl_jupyter.valuation import MaxTime, MinUpdates, RelativeTruncation
+        from dvl_jupyter.valuation import MaxTime, MinUpdates, NoTruncation, RelativeTruncation
 
         def lookup(dropdown: ipywidgets.Dropdown, what: str) -> Any:
             name = dropdown.value
@@ -290,21 +326,28 @@ class ShapleyPanel:
         out = self.out_name.value.strip()
         if out:
             check_output_name(out, "'store as'")
+            held = self.namespace.get(out)
+            if held is not None and not isinstance(held, ValuationResult):
+                raise PanelInputError(
+                    f"'store as' would overwrite the variable {out!r} (a "
+                    f"{type(held).__name__}); choose another name, or empty it.")
         cache_dir = self.cache_dir.value.strip()
         if self.cache.value and not cache_dir:
             raise PanelInputError("Give a cache directory, or untick 'cache'.")
         stopping: Any = MinUpdates(self.min_updates.value)
         if self.max_time.value > 0:
             stopping = stopping | MaxTime(self.max_time.value)
-        truncation = (None if self.truncation.value == "none"
+        truncation = (NoTruncation() if self.truncation.value == "none"
                       else RelativeTruncation(self.rtol.value, self.burn_in.value))
+        uses = METHODS[self.method.value].uses
         return RunConfig(
             model=model,
             train=train,
             test=test,
-            scoring=self.scoring.value.strip() or None,
-            truncation=truncation,
-            stopping=stopping,
+            method=self.method.value,
+            scoring=(self.scoring.value.strip() or None) if "scoring" in uses else "accuracy",
+            truncation=truncation if "truncation" in uses else None,
+            stopping=stopping if "stopping" in uses else None,
             jobs=self.jobs.value,
             cache=cache_dir if self.cache.value else None,
             seed=seed,
@@ -395,9 +438,12 @@ class ShapleyPanel:
             self.result = result
             self._show(result)
             text += f" ({merged} permutations done are shown, not stored)"
+        else:  # the previous run's values would read as this one's
+            self.results_box.layout.display = "none"
         self._say(text, error=True)
 
     def _show(self, result: ValuationResult) -> None:
+        self._show_chart(result)
         n = len(result)
         self._quiet = True  # one render below, not one per control change
         try:
@@ -407,6 +453,17 @@ class ShapleyPanel:
             self._quiet = False
         self._render_results()
         self.results_box.layout.display = None
+
+    def _show_chart(self, result: ValuationResult) -> None:
+        """The magic's display of the result, in the Chart tab (an Output widget's outputs can
+        be set from any thread, unlike its capture)."""
+        import base64
+
+        from dvl_jupyter.display import mimebundle
+
+        data = {mime: base64.b64encode(v).decode("ascii") if isinstance(v, bytes) else v
+                for mime, v in mimebundle(result).items()}
+        self.chart.outputs = ({"output_type": "display_data", "data": data, "metadata": {}},)
 
     # -- results --------------------------------------------------------------------------------
     def _on_view_change(self, _change: dict[str, Any]) -> None:
@@ -463,7 +520,7 @@ class ShapleyPanel:
 
         z = float(norm.ppf(1.0 - self.level.value / 2.0))
         pct = f"{100 * (1 - self.level.value):g}%"
-        head = ["rank", "index", "name", "value", f"± {pct} CI", "stderr", "samples"]
+        head = ["rank", "index", "name", "value", f"± {pct} CI", "stderr", "updates"]
         rows = []
         columns = (chosen.indices, chosen.names, chosen.values, chosen.stderr, chosen.counts)
         for rank, (i, name, v, se, c) in enumerate(zip(*columns, strict=True), start=1):

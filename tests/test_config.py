@@ -33,8 +33,7 @@ def ip():
     shell.run_cell("%load_ext dvl_jupyter", store_history=False)
     shell.user_ns.update(model=DecisionTreeClassifier(random_state=0), train=_xy(12, 0),
                          test=_xy(8, 1))
-    yield shell
-    shell.run_cell("%unload_ext dvl_jupyter", store_history=False)
+    return shell  # the shell is shared with other test modules: leave the extension loaded
 
 
 @pytest.fixture
@@ -141,3 +140,17 @@ def test_run_config_validate_checks_every_setting():
         config = RunConfig(**settings)
         with pytest.raises(DvlParameterError, match=f"^{field} (must be|is required)"):
             config.validate()
+
+
+def test_a_refused_config_value_does_not_break_the_next_load_ext(ip, monkeypatch):
+    """%config stores a value in the shell's config before the trait refuses it; reloading
+    the extension then drops it with one line instead of failing to load."""
+    import IPython.core.magics.config as config_magic
+
+    monkeypatch.setattr(config_magic, "error", lambda *a: None)
+    ip.run_cell("%config ShapleyMagics.jobs = 0", store_history=False)
+    with capture_output() as cap:
+        res = ip.run_cell("%reload_ext dvl_jupyter", store_history=False)
+    assert res.error_in_exec is None
+    assert "%config ShapleyMagics.jobs ignored: jobs must be a positive integer" in cap.stdout
+    assert ip.find_cell_magic("shapley") is not None

@@ -1,7 +1,8 @@
 """The package's import graph: the engine never reaches the notebook side, and no circles.
 
 Read from the source with ``ast``, every import counts, including the ones inside functions
-(a lazy import is still a dependency; it only moves the moment it bites). An edge goes from a
+(a lazy import is still a dependency; it only moves the moment it bites), except those under
+``if TYPE_CHECKING:``, which never run. An edge goes from a
 module to each module of ours it names: ``from .x import y`` is an edge to ``x`` (or to
 ``x.y`` when that is a module). Importing a submodule also runs its parents' ``__init__``, but
 that is how packages work, not an edge a module chose, so it is not counted.
@@ -36,13 +37,24 @@ def _resolve(module: str, is_package: bool, level: int, name: str | None) -> str
     return ".".join(base + ([name] if name else []))
 
 
+def _runtime_nodes(tree: ast.AST) -> list[ast.AST]:
+    """Every node except those under ``if TYPE_CHECKING:`` (imports for type hints only,
+    which never run)."""
+    skip: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and isinstance(node.test, ast.Name) and (
+                node.test.id == "TYPE_CHECKING"):
+            skip.update(id(n) for child in node.body for n in ast.walk(child))
+    return [n for n in ast.walk(tree) if id(n) not in skip]
+
+
 def import_graph() -> dict[str, set[str]]:
     """module -> the modules of this package it imports (anywhere in its source)."""
     modules = _modules()
     graph: dict[str, set[str]] = {m: set() for m in modules}
     for module, path in modules.items():
         is_package = path.name == "__init__.py"
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        for node in _runtime_nodes(ast.parse(path.read_text(encoding="utf-8"))):
             targets: list[str] = []
             if isinstance(node, ast.Import):
                 targets = [a.name for a in node.names]
@@ -87,7 +99,7 @@ def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
 def test_the_graph_is_read_from_the_source():
     graph = import_graph()
     # a few edges that must be seen, or the test would pass by seeing nothing
-    assert "dvl_jupyter.valuation.result" in graph["dvl_jupyter.display"]
+    assert "dvl_jupyter.valuation.utils" in graph["dvl_jupyter.display"]
     assert "dvl_jupyter.valuation.fastpath" in graph["dvl_jupyter.valuation.path_choice"]
     assert "dvl_jupyter.valuation.result_io" in graph["dvl_jupyter.valuation.result"]
     assert "dvl_jupyter.valuation.fastpath.kernel" in graph["dvl_jupyter.valuation.fastpath.train"]

@@ -330,3 +330,67 @@ def test_plots_accept_a_real_valuation_result():
     np.testing.assert_allclose(half, Z_95 * np.asarray(bottom.stderr), rtol=1e-12)
     fig = plot_image_grid(result, _grid_dataset(_images()), k=2, which="top", fig=Figure())
     assert [ax.get_title() for ax in _image_axes(fig)] == ["img3", "img0"]
+
+
+# ---- plot_removal_curve --------------------------------------------------------------------------
+
+from dvl_jupyter.plots import plot_removal_curve  # noqa: E402 - this section was appended
+
+
+def _curve(n_seeds: int = 5):
+    from dvl_jupyter.valuation.evaluation import RemovalCurve
+
+    fractions = np.array([0.0, 0.1, 0.2])
+    mean = {"lowest": np.array([0.8, 0.85, 0.9]), "random": np.array([0.8, 0.79, 0.78])}
+    width = 0.01 if n_seeds > 1 else np.nan
+    return RemovalCurve(
+        fractions=fractions,
+        n_removed=np.array([0, 2, 4]),
+        scores={k: np.tile(v, (n_seeds, 1)) for k, v in mean.items()},
+        mean=mean,
+        low={k: v - width for k, v in mean.items()},
+        high={k: v + width for k, v in mean.items()},
+        n_points=20,
+        score_name="accuracy",
+        seed=0,
+    )
+
+
+def test_plot_removal_curve_draws_each_mean_and_its_interval():
+    fig = Figure()
+    ax = fig.subplots()
+    curve = _curve()
+    assert plot_removal_curve(curve, ax=ax, title="removal") is ax
+    lines = ax.get_lines()
+    assert [line.get_label() for line in lines] == [
+        "lowest values removed first",
+        "random points removed",
+    ]
+    for line, strategy in zip(lines, ("lowest", "random"), strict=True):
+        assert np.array_equal(line.get_xdata(), curve.fractions)
+        assert np.array_equal(line.get_ydata(), curve.mean[strategy])
+    bands = ax.collections
+    assert len(bands) == 2
+    for band, strategy in zip(bands, ("lowest", "random"), strict=True):
+        ys = band.get_paths()[0].vertices[:, 1]
+        assert ys.min() == pytest.approx(curve.low[strategy].min())
+        assert ys.max() == pytest.approx(curve.high[strategy].max())
+    assert ax.get_xlabel() == "fraction of training points removed"
+    assert ax.get_ylabel() == "accuracy"
+    assert ax.get_title() == "removal"
+    assert ax.get_legend().get_title().get_text() == "mean, 95% interval over 5 seeds"
+
+
+def test_plot_removal_curve_without_axes_or_seeds_to_spread():
+    ax = plot_removal_curve(_curve(n_seeds=1), ylabel="test accuracy")
+    assert ax.figure is plt.gcf()
+    assert len(ax.collections) == 0  # one seed: no interval to draw
+    assert ax.get_ylabel() == "test accuracy"
+    assert ax.get_legend().get_title().get_text() == "mean"
+
+
+def test_plot_removal_curve_refuses_what_is_not_a_curve():
+    from dvl_jupyter.valuation import DvlTypeError
+
+    with pytest.raises(DvlTypeError, match=r"^curve must be a RemovalCurve"):
+        plot_removal_curve(_result4())

@@ -28,11 +28,16 @@ class FakeClock:
 
 
 class FrozenStats(RunStats):
-    """RunStats whose elapsed time is fixed, so rate and remaining time are known exactly."""
+    """RunStats whose elapsed time is fixed (75 s, or ``elapsed_s``), so rate and remaining
+    time are known exactly."""
+
+    def __init__(self, *args, elapsed_s: float = 75.0, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.elapsed_s = elapsed_s
 
     @property
     def elapsed(self) -> float:
-        return 75.0
+        return self.elapsed_s
 
 
 class FakeRunner:
@@ -82,7 +87,9 @@ def test_many_evaluations_render_few_times():
     assert view.fields["evaluations"].value == "1,000"
 
 
-def test_chart_is_throttled_and_always_drawn_at_the_end():
+def test_chart_is_throttled_and_ends_with_the_run():
+    """The live preview is drawn at most once a second while the run goes on; when the run
+    ends it goes (the result's own display takes over), rather than staying, stale."""
     clock = FakeClock()
     view = ProgressView(clock=clock, chart_interval=1.0)
     stats = RunStats()
@@ -92,11 +99,12 @@ def test_chart_is_throttled_and_always_drawn_at_the_end():
         clock.now += 0.02
         view.on_update(result, stats)
     assert 1 <= view.chart_renders <= 2
-    before = view.chart_renders
-    view.on_finish(result, stats)
-    assert view.chart_renders == before + 1
     assert bytes(view.chart.value).startswith(b"\x89PNG")
     assert view.chart.layout.display != "none"
+    before = view.chart_renders
+    view.on_finish(result, stats)
+    assert view.chart_renders == before
+    assert view.chart.layout.display == "none"
 
 
 def test_shown_values_match_the_stats():
@@ -113,17 +121,29 @@ def test_shown_values_match_the_stats():
         "cache_hits": "66",
         "failed_fits": "3",
         "permutations": "17",
+        "reliability": "-",  # no halves recorded yet
         "elapsed": "1m 15s",
         "remaining": "3m 45s",  # 75 s for a quarter: three quarters left
     }
     assert view.path_label.value == "path: one-by-one fits: not a skorch net"
-    assert view.status_label.value == "running"
+    assert view.status_label.value == "starting"
+    stats.stage = "evaluating the full training set"
+    view.on_stage(stats)
+    assert view.status_label.value == "evaluating the full training set"
 
 
-def test_remaining_time_is_unknown_before_any_completion():
+def test_remaining_time_is_not_guessed_early_and_not_shown_after_the_end():
+    """No ETA before 5% of the run and 5 s: a 35 s run once showed "remaining: 14m 10s"."""
     view = ProgressView(clock=FakeClock())
     view.on_start(None, FrozenStats())
-    assert view.fields["remaining"].value == "?"
+    assert view.fields["remaining"].value == "estimating"
+    view.on_evaluations(FrozenStats(completion=0.01, elapsed_s=30))
+    view._render_text(FrozenStats(completion=0.01, elapsed_s=30))
+    assert view.fields["remaining"].value == "estimating"
+    view._render_text(FrozenStats(completion=0.5, elapsed_s=30))
+    assert view.fields["remaining"].value == "30s"
+    view.on_finish(finished_result("stopped"), FrozenStats(completion=0.5, elapsed_s=30))
+    assert view.fields["remaining"].value == "-"
 
 
 @pytest.mark.parametrize(

@@ -7,9 +7,17 @@ ipywidgets; the notebook side lives one package up.
 
 from .cachedir import CacheDirectory
 from .callbacks import RunStats, TqdmProgress, ValuationCallback
-from .dataset import Dataset
+from .comparison import MethodComparison, compare
+from .dataset import Dataset, RawData
 from .driver import FailedFitsWarning
 from .ending import RunEnd
+from .evaluation import (
+    DetectionScores,
+    RemovalCurve,
+    detection_scores,
+    flip_labels,
+    removal_curve,
+)
 from .exceptions import (
     DvlError,
     DvlParameterError,
@@ -17,7 +25,14 @@ from .exceptions import (
     DvlValueError,
     FastPathUnsupported,
 )
-from .methods import TMCShapleyValuation, UtilityValuation, ValuationMethod
+from .methods import (
+    DataOOBValuation,
+    KNNShapleyValuation,
+    LOOValuation,
+    TMCShapleyValuation,
+    UtilityValuation,
+    ValuationMethod,
+)
 from .result import Status, ValuationResult
 from .samplers import PermutationSampler
 from .scorers import Scorer, SkorchSupervisedScorer, SupervisedScorer
@@ -29,6 +44,7 @@ from .stopping import (
     MaxUpdates,
     MinUpdates,
     RankCorrelation,
+    RankReliability,
     StoppingCriterion,
 )
 from .truncation import FixedTruncation, NoTruncation, RelativeTruncation, TruncationPolicy
@@ -37,7 +53,9 @@ from .utility import FunctionUtility, ModelUtility, Utility
 __all__ = [
     "AbsoluteStandardError",
     "CacheDirectory",
+    "DataOOBValuation",
     "Dataset",
+    "DetectionScores",
     "DvlError",
     "DvlParameterError",
     "DvlTypeError",
@@ -47,6 +65,9 @@ __all__ = [
     "FixedTruncation",
     "FunctionUtility",
     "HistoryDeviation",
+    "KNNShapleyValuation",
+    "LOOValuation",
+    "MethodComparison",
     "MaxChecks",
     "MaxTime",
     "MaxUpdates",
@@ -55,7 +76,10 @@ __all__ = [
     "NoTruncation",
     "PermutationSampler",
     "RankCorrelation",
+    "RankReliability",
+    "RawData",
     "RelativeTruncation",
+    "RemovalCurve",
     "RunEnd",
     "RunStats",
     "Scorer",
@@ -71,4 +95,8 @@ __all__ = [
     "ValuationCallback",
     "ValuationMethod",
     "ValuationResult",
+    "compare",
+    "detection_scores",
+    "flip_labels",
+    "removal_curve",
 ]

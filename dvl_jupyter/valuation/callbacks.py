@@ -12,6 +12,11 @@ from typing import Any
 
 __all__ = ["RunStats", "ValuationCallback", "TqdmProgress"]
 
+#: An ETA is shown once this share of the run is done...
+ETA_MIN_COMPLETION = 0.05
+#: ... and the run has lasted this many seconds.
+ETA_MIN_SECONDS = 5.0
+
 
 @dataclass
 class RunStats:
@@ -24,6 +29,8 @@ class RunStats:
     permutations: int = 0  # permutations merged into the result
     completion: float = 0.0  # the stopping criterion's own completion in [0, 1]
     started: float = field(default_factory=time.monotonic)
+    reliability: float = float("nan")  # split-half rank reliability so far (diagnostics)
+    distinguishable: int = 0  # points whose value differs from zero (BH-corrected)
     path: str = ""  # how models are trained, and why (the evaluator's note)
     stage: str = ""  # what the run is doing now: "checking the fast path", "running"...
 
@@ -37,10 +44,28 @@ class RunStats:
         return (self.evaluations + self.cache_hits) / max(self.elapsed, 1e-9)
 
     def remaining(self) -> float | None:
-        """Seconds left, extrapolated from the completion so far (None while unknown)."""
-        if self.completion <= 0.0:
+        """Seconds left, extrapolated from the completion so far; None until that means
+        something (at least :data:`ETA_MIN_COMPLETION` done, over :data:`ETA_MIN_SECONDS`):
+        the first permutations of a run say little about the rest, and a wild guess ("14m
+        10s" for a run of 35 s) is worse than none."""
+        if self.completion < ETA_MIN_COMPLETION or self.elapsed < ETA_MIN_SECONDS:
             return None
+        if self.completion >= 1.0:
+            return 0.0
         return self.elapsed * (1.0 - self.completion) / self.completion
+
+    def summary(self, algorithm: str = "") -> str:
+        """One sentence of what the run did, the same in every view and in the result."""
+        from .utils import format_duration, plural
+
+        parts = [plural(self.permutations, "permutation")] if self.permutations else []
+        parts.append(plural(self.evaluations, "evaluation"))
+        if self.cache_hits:
+            parts.append(plural(self.cache_hits, "cache hit"))
+        text = ", ".join(parts) + f" in {format_duration(self.elapsed)}"
+        if self.failed_fits:
+            text += f"; {plural(self.failed_fits, 'fit')} failed and scored the default"
+        return f"{algorithm}: {text}" if algorithm else text
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -51,6 +76,8 @@ class RunStats:
             "permutations": self.permutations,
             "completion": self.completion,
             "elapsed_s": round(self.elapsed, 3),
+            "reliability": self.reliability if self.reliability == self.reliability else None,
+            "distinguishable": self.distinguishable,
             "path": self.path,
         }
 
@@ -83,7 +110,7 @@ class TqdmProgress(ValuationCallback):
     with every evaluation, not only at the end of a permutation.
     """
 
-    def __init__(self, desc: str = "TMC-Shapley", **tqdm_kwargs: Any) -> None:
+    def __init__(self, desc: str | None = None, **tqdm_kwargs: Any) -> None:
         self.desc = desc
         self.tqdm_kwargs = tqdm_kwargs
         self._bar: Any = None
@@ -91,18 +118,23 @@ class TqdmProgress(ValuationCallback):
     def on_start(self, valuation: Any, stats: RunStats) -> None:
         from tqdm.auto import tqdm
 
-        self._bar = tqdm(total=None, desc=self.desc, unit="eval", **self.tqdm_kwargs)
+        self._bar = tqdm(total=None, desc=self._desc(valuation), unit="eval", **self.tqdm_kwargs)
+
+    def _desc(self, valuation: Any) -> str:
+        """The caption: as given, or the name of the method that runs."""
+        return self.desc or getattr(valuation, "algorithm", "") or "valuation"
 
     def _refresh(self, stats: RunStats) -> None:
         if self._bar is None:
             return
         done = stats.evaluations + stats.cache_hits
-        if stats.completion > 0:
+        if stats.remaining() is not None:  # a total only once it means something
             self._bar.total = max(done, int(round(done / stats.completion)))
         self._bar.n = done
-        self._bar.set_postfix(
-            done=f"{stats.completion:.0%}", hits=stats.cache_hits, refresh=False
-        )
+        postfix = {"done": f"{stats.completion:.0%}", "hits": stats.cache_hits}
+        if stats.stage and stats.stage != "running":
+            postfix["stage"] = stats.stage
+        self._bar.set_postfix(postfix, refresh=False)
         self._bar.refresh()
 
     def on_stage(self, stats: RunStats) -> None:
@@ -117,5 +149,7 @@ class TqdmProgress(ValuationCallback):
     def on_finish(self, result: Any, stats: RunStats) -> None:
         if self._bar is not None:
             self._refresh(stats)
+            self._bar.total = self._bar.n  # what was done is the whole of it
+            self._bar.refresh()
             self._bar.close()
             self._bar = None

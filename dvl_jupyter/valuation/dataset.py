@@ -4,18 +4,22 @@ A :class:`Dataset` holds features ``x`` and targets ``y`` of the same length, as
 or torch tensors of any trailing shape (images stay images, so a CNN gets what it expects).
 Valuation works on *positions* 0..n-1 of a dataset; ``indices`` are the data indices reported
 in results (positions by default) and ``names`` label the points in plots and tables.
+
+:meth:`Dataset.data` returns a :class:`RawData`: pyDVL's ``.x``, ``.y`` and ``.cpu()``, and at
+the same time the ``(x, y)`` pair this package has always returned, so code written for either
+library works unchanged.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from .exceptions import DvlTypeError, DvlValueError, describe_value
 
-__all__ = ["Dataset"]
+__all__ = ["Dataset", "RawData"]
 
 
 def _is_tensor(a: Any) -> bool:
@@ -33,6 +37,73 @@ def _length(a: Any, name: str) -> int:
     if a.ndim == 0:
         raise DvlValueError(f"Dataset {name} must have at least one dimension; got a scalar.")
     return int(a.shape[0])
+
+
+class RawData(NamedTuple):
+    """The features and targets of a dataset (or of some of its points): a view, not a copy.
+
+    pyDVL's ``Dataset.data()`` returns an object with ``x`` and ``y`` attributes, a ``cpu()``
+    method and ``x, y = ...`` unpacking; this package's has always returned the pair
+    ``(x, y)``. A named tuple is both, so ``data().cpu().x[i]``, ``model.fit(*data())``,
+    ``x, y = data()``, ``data()[1]`` and ``Dataset(*data())`` all work.
+
+    One difference from pyDVL, by design: this is a pair. ``len(raw) == 2``, ``raw[0]`` is
+    ``x`` and ``raw[1]`` is ``y``, as tuple code expects; pyDVL's ``RawData`` is a dataclass
+    whose ``len`` is the number of points and whose ``raw[i]`` selects rows. Select rows with
+    ``raw.x[i]`` / ``raw.y[i]`` or ``dataset.data(positions)``, which mean the same in both.
+
+    Attributes
+    ----------
+    x
+        Features: a numpy array or a torch tensor (on any device).
+    y
+        Targets, of the same length.
+    """
+
+    x: Any
+    y: Any
+
+    def cpu(self) -> RawData:
+        """The same data with torch tensors moved to the CPU (numpy arrays are returned as is).
+
+        This is what plotting and sklearn metrics need from data kept on a GPU; on data that
+        is already on the CPU it copies nothing (torch's ``Tensor.cpu`` returns the tensor
+        itself), so it is cheap to call defensively.
+        """
+        return RawData(*(a.cpu() if _is_tensor(a) else a for a in self))
+
+    def to(self, device: Any) -> RawData:
+        """The same data as torch tensors on ``device`` (``"cpu"``, ``"cuda:0"``...).
+
+        Tensors are moved with ``Tensor.to``; numpy arrays become tensors there (sharing
+        memory with a writable array on the CPU; a read-only one is copied), as
+        ``load_digits(device=...)`` makes them, so the result is always torch. Not in pyDVL's
+        ``RawData``, which offers only ``cpu()``.
+
+        Raises
+        ------
+        DvlTypeError
+            If an array has a dtype torch cannot hold (strings, objects).
+        """
+        import torch
+
+        dev = torch.device(device)
+
+        def move(a: Any, name: str) -> Any:
+            if _is_tensor(a):
+                return a.to(dev)
+            if isinstance(a, np.ndarray) and not a.flags.writeable:
+                a = a.copy()  # torch cannot share a read-only buffer (it warns): copy it
+            try:
+                return torch.as_tensor(a, device=dev)
+            except (TypeError, RuntimeError) as exc:
+                raise DvlTypeError(
+                    f"RawData.to({device!r}): {name} ({describe_value(a)}) cannot become a "
+                    f"torch tensor ({exc}). Encode it as numbers first (e.g. with "
+                    "sklearn.preprocessing.LabelEncoder), or keep it in numpy."
+                ) from None
+
+        return RawData(move(self.x, "x"), move(self.y, "y"))
 
 
 class Dataset:
@@ -130,10 +201,14 @@ class Dataset:
     def names(self) -> np.ndarray:
         return self._names
 
-    def data(self, indices: Sequence[int] | np.ndarray | None = None) -> tuple[Any, Any]:
-        """``(x, y)`` at the given *positions* (all points when None)."""
+    def data(self, indices: Sequence[int] | np.ndarray | None = None) -> RawData:
+        """``(x, y)`` at the given *positions* (all points when None), as a :class:`RawData`.
+
+        The arrays keep their type and device (a tensor on a GPU stays there); call
+        ``.cpu()`` on the result for host copies, e.g. to plot or to score with sklearn.
+        """
         if indices is None:
-            return self._x, self._y
+            return RawData(self._x, self._y)
         pos = np.asarray(indices, dtype=np.int64)
         if _is_tensor(self._x):
             import torch
@@ -148,7 +223,7 @@ class Dataset:
             y = self._y.index_select(0, torch.as_tensor(pos, device=self._y.device))
         else:
             y = self._y[pos]
-        return x, y
+        return RawData(x, y)
 
     def __len__(self) -> int:
         return len(self._indices)
@@ -167,7 +242,23 @@ class Dataset:
         return f"Dataset(n={len(self)}, x: {kind} {shape}, y: {tuple(self._y.shape[1:])})"
 
     def fingerprint(self) -> str:
-        """A digest of the content (x, y, indices): equal data gives the same fingerprint."""
+        """A digest of the content (x, y, indices): equal data gives the same fingerprint.
+
+        The container is part of the content, the device is not:
+
+        - The same values as numpy arrays and as torch tensors give *different* fingerprints
+          (the array header names the kind and dtype), so their cache entries are kept
+          apart. The container reaches the estimator and the scorer as it is, and what they
+          do with it can differ (sklearn metrics on tensors, a custom scoring function, a fit
+          that fails on one and is stored as ``default``): reusing values across containers
+          could serve a value computed on another code path, while keeping them apart costs
+          at most one recomputation after switching. skorch and the fast path give equal
+          values for both, which the tests check.
+        - Tensors on different devices with the same values give the *same* fingerprint
+          (see :func:`~dvl_jupyter.valuation.fingerprint.fingerprint_array`): skorch moves
+          every batch to the net's ``device``, which is part of the model's description, so
+          where the data start does not change ``u(S)``.
+        """
         from .fingerprint import digest, fingerprint_array
 
         return digest(

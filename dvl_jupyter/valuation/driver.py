@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .callbacks import RunStats, ValuationCallback
+from .diagnostics import Reliability, advice, reliability
 from .ending import RunEnd
 from .exceptions import DvlValueError
 from .parallel import SubsetEvaluator
@@ -71,6 +72,8 @@ class Run:
         self._evaluator: SubsetEvaluator | None = None
         self._stack = contextlib.ExitStack()
         self.ended: RunEnd | None = None
+        self._reliability: Reliability | None = None
+        self._samples_word = "samples"
 
     # -- lifecycle -----------------------------------------------------------------------------
     def __enter__(self) -> Run:
@@ -96,7 +99,7 @@ class Run:
     def use(self, evaluator: Evaluator, cache: CacheDirectory | None) -> None:
         """Evaluate through ``evaluator`` (chosen once for the run), with ``cache``'s values;
         starts joblib's workers, which stay up until the run ends."""
-        self._set_path(evaluator.path)
+        self.set_path(evaluator.path)
         self._evaluator = SubsetEvaluator(
             evaluator, self.stats, cache=None if cache is None else cache.values,
             on_progress=self._progress, on_fallback=self._fallback,
@@ -104,25 +107,36 @@ class Run:
         self.stage("starting workers")
         self._stack.enter_context(self._evaluator)
 
-    def _set_path(self, path: str) -> None:
+    def set_path(self, path: str) -> None:
+        """Say how the values are computed (the progress view and ``meta["path"]`` show it)."""
         self.stats.path = path
         self.result.meta["path"] = path
 
     def _fallback(self, path: str) -> None:
         log.info("%s; the run goes on one fit at a time", path)
-        self._set_path(path)
+        self.set_path(path)
         self.stage(self.stats.stage)
 
     def _progress(self) -> None:
         for cb in self.callbacks:
             cb.on_evaluations(self.stats)
 
+    def progressed(self, completion: float, evaluations: int | None = None) -> None:
+        """For methods that evaluate no utility (closed forms): how far they are, and how
+        many of their own steps (test points...) are done; the views refresh."""
+        self.stats.completion = float(completion)
+        if evaluations is not None:
+            self.stats.evaluations = int(evaluations)
+        self._progress()
+
     # -- evaluation ----------------------------------------------------------------------------
-    def evaluate(self, subsets: Sequence[np.ndarray]) -> np.ndarray:
-        """Utility values of ``subsets`` (positions of the training set), in order."""
+    def evaluate(self, subsets: Sequence[np.ndarray],
+                 evaluator: Evaluator | None = None) -> np.ndarray:
+        """Utility values of ``subsets`` (positions of the training set), in order; with
+        ``evaluator``, computed by it instead of the run's own, through the same cache."""
         if self._evaluator is None:
             raise RuntimeError("Run.use(evaluator, cache) must come before Run.evaluate")
-        return self._evaluator(subsets)
+        return self._evaluator(subsets, evaluator)
 
     @property
     def first_error(self) -> str | None:
@@ -147,6 +161,21 @@ class Run:
             )
         self.result.meta.update(total_utility=float(total), empty_utility=float(u_empty))
         return float(u_empty), float(total)
+
+    # -- how far to trust it --------------------------------------------------------------------
+    def record_halves(self, half_a: np.ndarray, half_b: np.ndarray, samples: int,
+                      what: str = "permutations") -> Reliability:
+        """The values of the two halves of the samples so far: computes the reliability
+        figures (:mod:`~dvl_jupyter.valuation.diagnostics`) into ``stats`` and ``meta``.
+        Methods call it before checking the criterion, which may read them."""
+        r = self.result
+        rel = reliability(half_a, half_b, r.values, r.stderr, r.counts, samples)
+        self.stats.reliability = rel.reliability
+        self.stats.distinguishable = rel.distinguishable
+        r.meta.update(reliability=rel.as_dict()["reliability"],
+                      distinguishable=rel.distinguishable, reliability_samples=samples)
+        self._reliability, self._samples_word = rel, what
+        return rel
 
     # -- progress and stopping -----------------------------------------------------------------
     def updated(self) -> None:
@@ -178,6 +207,8 @@ class Run:
             result.status = status
         result.meta.update(stats.as_dict())
         result.meta["ended"] = end.value
+        if self._reliability is not None:
+            result.meta["advice"] = advice(self._reliability, self._samples_word)
         # Views first: a warning turned into an error must not keep them from finishing.
         for cb in self.callbacks:
             try:

@@ -7,6 +7,7 @@ is what the driver switches to when the fast path fails mid-run under ``batched=
 
 from __future__ import annotations
 
+import copy
 import logging
 from typing import Any
 
@@ -18,7 +19,7 @@ from .exceptions import DvlValueError, FastPathUnsupported
 from .utility import ModelUtility, Utility
 from .utils import is_skorch_net
 
-__all__ = ["choose_evaluator", "fallback_evaluator", "fast_path_reason"]
+__all__ = ["choose_evaluator", "fallback_evaluator", "fast_path_reason", "reseeded"]
 
 log = logging.getLogger("dvl_jupyter")
 
@@ -73,6 +74,13 @@ def choose_evaluator(utility: Utility, batched: bool | str = "auto") -> Evaluato
         )
     log.info("fitting one by one: %s", reason)
     return OneByOneEvaluator(utility, f"one-by-one fits: {reason}")
+
+
+def reseeded(evaluator: Any, random_state: int) -> Any:
+    """The same evaluator over the same model trained from another ``random_state``."""
+    other = copy.copy(evaluator)
+    other.utility = evaluator.utility.reseeded(random_state)
+    return other
 
 
 def fallback_evaluator(evaluator: Any, reason: str) -> OneByOneEvaluator:

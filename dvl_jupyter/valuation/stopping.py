@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from dvl_jupyter.valuation.diagnostics import spearman
 from dvl_jupyter.valuation.result import Status, ValuationResult
 
 __all__ = [
@@ -39,6 +40,7 @@ __all__ = [
     "MaxTime",
     "AbsoluteStandardError",
     "RankCorrelation",
+    "RankReliability",
     "HistoryDeviation",
     "check_stopping_criterion",
     "time_is_up",
@@ -598,36 +600,6 @@ class AbsoluteStandardError(StoppingCriterion):
         self._share = 0.0
 
 
-def _ranks(a: NDArray[np.float64]) -> NDArray[np.float64]:
-    """1-based ranks, ties sharing their average rank (scipy.stats.rankdata's "average")."""
-    order = np.argsort(a, kind="stable")
-    sorted_a = a[order]
-    first = np.concatenate([[True], sorted_a[1:] != sorted_a[:-1]])
-    starts = np.flatnonzero(first)
-    ends = np.append(starts[1:], a.size)
-    ranks = np.empty(a.size, dtype=np.float64)
-    ranks[order] = ((starts + ends + 1) / 2.0)[np.cumsum(first) - 1]
-    return ranks
-
-
-def _spearman(a: NDArray[np.float64], b: NDArray[np.float64]) -> float:
-    """Spearman's rank correlation; NaN when either ranking is constant or has NaN.
-
-    Written out with numpy rather than scipy.stats.spearmanr: spearmanr warns on constant input
-    (the normal state of a result at its first checks), and importing scipy.stats would add
-    seconds to ``import dvl_jupyter``.
-    """
-    if a.size < 2 or not (np.all(np.isfinite(a)) and np.all(np.isfinite(b))):
-        return math.nan
-    ra, rb = _ranks(a), _ranks(b)
-    ra -= ra.mean()
-    rb -= rb.mean()
-    denom = math.sqrt(float(ra @ ra) * float(rb @ rb))
-    if denom == 0.0:
-        return math.nan
-    return float(ra @ rb) / denom
-
-
 class RankCorrelation(StoppingCriterion):
     """Stop when the ranking of the values stops changing between checks.
 
@@ -679,7 +651,7 @@ class RankCorrelation(StoppingCriterion):
             self._n_compared = 0
             self._corr = math.nan
         elif total != self._memory_updates:
-            self._corr = _spearman(self._memory, values)
+            self._corr = spearman(self._memory, values)
             self._memory, self._memory_updates = values, total
             self._n_compared += 1
         elif self._converged.shape == values.shape:
@@ -692,6 +664,55 @@ class RankCorrelation(StoppingCriterion):
         if self._n_compared <= self.burn_in or math.isnan(self._corr):
             return 1.0 if self._status else 0.0
         return float(np.clip(self._corr / (1.0 - self.rtol), 0.0, 1.0))
+
+
+class RankReliability(StoppingCriterion):
+    """Stop when the ranking is trustworthy: its split-half reliability reaches ``threshold``.
+
+    "Stop when the ranking is stable" as one setting. The engine splits a run's samples in two
+    halves (even and odd permutations for TMC) and, before each check, writes the
+    Spearman-Brown corrected correlation of the halves' values to
+    ``result.meta["reliability"]`` (see :mod:`~dvl_jupyter.valuation.diagnostics`); this
+    criterion reads it. It estimates the Spearman correlation between this run's ranking and
+    that of an independent run of the same size. Every point needs ``min_updates`` updates
+    first: with very few samples the figure itself is noise.
+
+    Completion is ``reliability / threshold``, clipped to [0, 1]. A result without a
+    reliability (a method that records none) never stops by it.
+
+    Parameters
+    ----------
+    threshold : float
+        Reliability to reach, in (0, 1).
+    min_updates : int
+        Updates every point needs before the reliability is trusted, >= 2.
+    """
+
+    def __init__(self, threshold: float = 0.8, min_updates: int = 10) -> None:
+        super().__init__()
+        self.threshold = _check_float("RankReliability", "threshold", threshold, 0.0, 1.0,
+                                      high_open=True, example="0.8")
+        self.min_updates = _check_int("RankReliability", "min_updates", min_updates, 2,
+                                      example="0.8, min_updates=10")
+        self._last = math.nan
+
+    def _args(self) -> dict[str, Any]:
+        return {"threshold": self.threshold, "min_updates": self.min_updates}
+
+    def _check(self, result: ValuationResult) -> Status:
+        r = result.meta.get("reliability")
+        self._last = float(r) if isinstance(r, (int, float)) else math.nan
+        ready = result.counts.size > 0 and int(result.counts.min()) >= self.min_updates
+        done = ready and math.isfinite(self._last) and self._last >= self.threshold
+        return Status.Converged if done else Status.Pending
+
+    def completion(self) -> float:
+        if not math.isfinite(self._last):
+            return 1.0 if self._status else 0.0
+        return float(np.clip(self._last / self.threshold, 0.0, 1.0))
+
+    def _reset(self) -> None:
+        self._last = math.nan
 
 
 class HistoryDeviation(StoppingCriterion):

@@ -16,11 +16,8 @@ run reproducible whatever the number of jobs, and what makes caching it sound.
 
 from __future__ import annotations
 
-import contextlib
 import copy
-import hashlib
-import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -28,6 +25,7 @@ import numpy as np
 from .dataset import Dataset
 from .exceptions import DvlTypeError, describe_value
 from .scorers import Scorer
+from .seeds import seeded, subset_seed
 
 __all__ = ["Utility", "ModelUtility", "FunctionUtility", "as_utility", "subset_seed"]
 
@@ -50,35 +48,6 @@ class Utility(Protocol):
     def with_dataset(self, data: Dataset) -> Utility: ...
 
     def fingerprint(self) -> str | None: ...
-
-
-def subset_seed(subset: np.ndarray, random_state: int = 0) -> int:
-    """A 31-bit seed from the sorted subset and a base seed: ``u(S)`` depends on S only."""
-    h = hashlib.sha256(np.sort(np.asarray(subset, dtype=np.int64)).tobytes())
-    h.update(int(random_state).to_bytes(8, "little", signed=True))
-    return int.from_bytes(h.digest()[:4], "little") & 0x7FFFFFFF
-
-
-@contextlib.contextmanager
-def seeded(seed: int) -> Iterator[None]:
-    """Seed numpy's and torch's global RNGs for one fit, restoring them afterwards.
-
-    Models with ``random_state=None`` (sklearn) or torch's default initialisation draw from the
-    global generators; seeding them per subset makes fits reproducible without leaving the
-    user's generators changed.
-    """
-    np_state = np.random.get_state()
-    np.random.seed(seed)
-    torch = sys.modules.get("torch")
-    try:
-        if torch is not None:
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(seed)
-                yield
-        else:
-            yield
-    finally:
-        np.random.set_state(np_state)
 
 
 class FunctionUtility:
@@ -128,6 +97,11 @@ class ModelUtility:
         caching. (pyDVL's spelling; a run resolves it once.)
     random_state
         Mixed into the per-subset seed; change it to draw other initialisations.
+    coupled_training
+        Train every fit with the same initial weights and minibatch orders restricted from one
+        order per epoch (:mod:`~dvl_jupyter.valuation.coupling`), so that fits of nested
+        subsets differ by the points, not by their training noise. False: each fit draws its
+        own, seeded by its subset.
     """
 
     def __init__(
@@ -138,6 +112,7 @@ class ModelUtility:
         clone_before_fit: bool = True,
         cache: Any = None,
         random_state: int = 0,
+        coupled_training: bool = False,
     ) -> None:
         self.model = model
         self.scorer = scorer
@@ -145,6 +120,7 @@ class ModelUtility:
         self.clone_before_fit = clone_before_fit
         self.cache = cache
         self.random_state = random_state
+        self.coupled_training = coupled_training
         self.training_data: Dataset | None = None
         self._fingerprint: str | None = None
 
@@ -173,6 +149,13 @@ class ModelUtility:
         bound._fingerprint = None
         return bound
 
+    def reseeded(self, random_state: int) -> ModelUtility:
+        """A copy whose fits draw from another ``random_state`` (its own cache identity)."""
+        other = copy.copy(self)
+        other.random_state = random_state
+        other._fingerprint = None
+        return other
+
     def _bound_data(self) -> Dataset:
         if self.training_data is None:
             raise RuntimeError("ModelUtility needs with_dataset(train) before it is used.")
@@ -196,13 +179,36 @@ class ModelUtility:
                 self._bound_data().fingerprint(),
                 self.random_state,
                 self.clone_before_fit,
+                # coupled fits are other numbers; the key of an uncoupled utility is unchanged
+                *(["coupled training"] if self.coupled_training else []),
             )
         return self._fingerprint
 
     # -- evaluation ----------------------------------------------------------------------------
     def fit_seed(self, subset: np.ndarray) -> int:
-        """The seed of the fit on ``subset`` (a function of the set and ``random_state``)."""
+        """The seed of the fit on ``subset``: a function of the set and ``random_state``, or,
+        with coupled training, of ``random_state`` alone."""
+        if self.coupled_training:
+            from .coupling import coupled_seed
+
+            return coupled_seed(self.random_state)
         return subset_seed(subset, self.random_state)
+
+    def shuffles(self) -> bool:
+        """Whether each epoch of a fit visits the points in a new order (a skorch net with
+        ``iterator_train__shuffle=True``)."""
+        return bool(getattr(self.model, "iterator_train__shuffle", False))
+
+    def training_order(self, subset: np.ndarray) -> np.ndarray | None:
+        """The rows a coupled fit of a shuffling net visits, epoch after epoch (None when the
+        order is the model's own: not coupled, or not shuffling)."""
+        if not (self.coupled_training and self.shuffles()):
+            return None
+        from .coupling import coupled_order
+
+        epochs = int(getattr(self.model, "max_epochs", 1))
+        return coupled_order(np.sort(subset), len(self._bound_data()), self.fit_seed(subset),
+                             epochs)
 
     def fresh_model(self) -> Any:
         """The model a fit starts from: a clone, or the model itself without cloning."""
@@ -221,6 +227,11 @@ class ModelUtility:
         if len(subset) == 0:
             return float(self.scorer.default)
         model = self.fresh_model()
+        if self.coupled_training and self.shuffles():
+            from .coupling import RestrictedOrderSampler
+
+            model.set_params(iterator_train__shuffle=False, iterator_train__sampler=(
+                RestrictedOrderSampler(subset, len(self._bound_data()), self.fit_seed(subset))))
         # Sorted, so that the rows a model sees (and their order, which matters to an
         # unshuffled skorch fit) depend on the set only: u(S) is a function of S.
         x, y = self._bound_data().data(np.sort(subset))

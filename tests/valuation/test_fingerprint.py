@@ -18,8 +18,8 @@ import numpy as np
 import pytest
 from sklearn.linear_model import LogisticRegression
 
-from dvl_jupyter.valuation import _version as version_module
 from dvl_jupyter.valuation import Dataset, ModelUtility, SupervisedScorer
+from dvl_jupyter.valuation import _version as version_module
 from dvl_jupyter.valuation.fingerprint import (
     canonical_json,
     describe,

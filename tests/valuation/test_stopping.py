@@ -138,14 +138,16 @@ def test_absolute_standard_error_waits_for_burn_in():
 def test_spearman_matches_scipy():
     from scipy.stats import spearmanr
 
+    from dvl_jupyter.valuation.diagnostics import spearman
+
     rng = np.random.default_rng(0)
     for _ in range(20):
         a = rng.integers(0, 4, size=9).astype(float)  # many ties
         b = rng.normal(size=9)
         if np.ptp(a) > 0:
-            assert stopping._spearman(a, b) == pytest.approx(spearmanr(a, b).statistic)
-    assert np.isnan(stopping._spearman(np.ones(3), np.arange(3.0)))
-    assert np.isnan(stopping._spearman(np.array([1.0, np.nan]), np.arange(2.0)))
+            assert spearman(a, b) == pytest.approx(spearmanr(a, b).statistic)
+    assert np.isnan(spearman(np.ones(3), np.arange(3.0)))
+    assert np.isnan(spearman(np.array([1.0, np.nan]), np.arange(2.0)))
 
 
 def test_rank_correlation():

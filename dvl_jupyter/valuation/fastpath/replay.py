@@ -20,16 +20,18 @@ __all__ = ["initial_models"]
 
 
 def initial_models(spec: NetSpec, subsets: Sequence[np.ndarray], seeds: Sequence[int],
-                    epochs: int) -> tuple[torch.Tensor, list[dict[str, torch.Tensor]],
-                                          list[np.ndarray]]:
+                   epochs: int, orders: Sequence[np.ndarray] | None = None
+                   ) -> tuple[torch.Tensor, list[dict[str, torch.Tensor]], list[np.ndarray]]:
     """Initial weights and minibatch orders, replaying what skorch's fit draws from torch's RNG.
 
     skorch builds the module first (``initialize_module`` under the caller's seed), then each
     epoch its DataLoader draws a base seed and, when shuffling, a RandomSampler seed for a
     ``randperm``. We replay exactly those draws in a forked RNG, so the global RNG is left as
-    it was.
+    it was. Explicit ``orders`` (coupled training: each model's rows, concatenated over the
+    epochs when the net shuffles) replace the replayed ones.
     """
-    flats, buffers, orders = [], [], []
+    given = orders
+    flats, buffers, orders = [], [], []  # type: ignore[assignment]
     scratch = spec.scratch
     cpu_only = spec.device.type == "cpu"
     # On CPU only the default generator matters, and seeding it directly avoids
@@ -49,7 +51,9 @@ def initial_models(spec: NetSpec, subsets: Sequence[np.ndarray], seeds: Sequence
             flats.append(torch.cat([p.detach().reshape(-1).cpu() for p in module.parameters()]))
             named_buf = dict(module.named_buffers())
             buffers.append({n: named_buf[n].detach().clone() for n in spec.buffer_names})
-            if spec.shuffle:
+            if given is not None:
+                orders.append(np.asarray(given[len(orders)], dtype=np.int64))
+            elif spec.shuffle:
                 n = len(subset)
                 perms = []
                 for _ in range(epochs):

@@ -19,7 +19,7 @@ from ..utils import to_numpy, torch_threads
 from .spec import NetSpec, net_spec, unwrap
 from .train import FitResult, kernel_for, train_models
 
-__all__ = ["fit_score_many", "predict_proba_many"]
+__all__ = ["fit_predict_many", "fit_score_many", "predict_proba_many"]
 
 
 def _stack_states(spec: NetSpec, states: Sequence[dict[str, torch.Tensor]]) -> torch.Tensor:
@@ -63,6 +63,18 @@ def predict_proba_many(net: Any, states: Sequence[dict[str, torch.Tensor]], x: A
     flat = _stack_states(spec, states)
     buffers = [{n: st[n] for n in spec.buffer_names} for st in states]
     return predict(spec, flat, buffers, x, trainer, threads)
+
+
+def fit_predict_many(net: Any, x: Any, y: Any, subsets: Sequence[np.ndarray],
+                     seeds: Sequence[int], targets: Sequence[Any], *, trainer: str = "auto",
+                     n_threads: int | None = None) -> list[np.ndarray]:
+    """Fit one model per subset (as :func:`fit_many`; rows may repeat, as in a bootstrap bag)
+    and return, for each array of ``targets``, the K models' ``predict_proba`` at once: a list
+    of arrays (K, N_target, ...), as skorch returns them."""
+    threads = torch.get_num_threads() if n_threads is None else max(1, int(n_threads))
+    result = train_models(net, x, y, subsets, seeds, trainer=trainer, n_threads=threads)
+    return [predict(result.spec, result.flat, result.buffers, t, result.trainer, threads)
+            for t in targets]
 
 
 class _BatchedPredictions:
@@ -121,7 +133,8 @@ def _accuracy_scorer(net: Any, spec: NetSpec, scorer: Any) -> tuple[Any, np.ndar
 
 def fit_score_many(net: Any, x: Any, y: Any, subsets: Sequence[np.ndarray],
                    seeds: Sequence[int], scorer: Any, *, trainer: str = "auto",
-                   n_threads: int | None = None) -> np.ndarray:
+                   n_threads: int | None = None,
+                   orders: Sequence[np.ndarray] | None = None) -> np.ndarray:
     """Fit one model per subset (as :func:`fit_many`) and score each with ``scorer(net)``.
 
     Each model is loaded into one initialised copy of the net (with what ``fit`` records
@@ -132,7 +145,8 @@ def fit_score_many(net: Any, x: Any, y: Any, subsets: Sequence[np.ndarray],
     Returns the scores as the scorer returns them (float64).
     """
     threads = torch.get_num_threads() if n_threads is None else max(1, int(n_threads))
-    result = train_models(net, x, y, subsets, seeds, trainer=trainer, n_threads=threads)
+    result = train_models(net, x, y, subsets, seeds, trainer=trainer, n_threads=threads,
+                          orders=orders)
     spec = result.spec
     direct = _accuracy_scorer(net, spec, scorer)
     if direct is not None:

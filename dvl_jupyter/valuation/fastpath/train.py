@@ -133,8 +133,10 @@ def _check_inputs(x: Any, y: Any, subsets: Sequence[Any], seeds: Sequence[int]
 
 def train_models(net: Any, x: Any, y: Any, subsets: Sequence[Any], seeds: Sequence[int], *,
                  trainer: str = "auto", n_threads: int | None = None,
-                 epochs: int | None = None) -> FitResult:
-    """Train one model per subset on the chosen trainer; see :func:`fit_many`."""
+                 epochs: int | None = None,
+                 orders: Sequence[np.ndarray] | None = None) -> FitResult:
+    """Train one model per subset on the chosen trainer; see :func:`fit_many`. ``orders``:
+    explicit rows per model (coupled training), instead of the ones skorch would draw."""
     spec = net_spec(net)
     if isinstance(spec, str):
         raise ValueError(f"the fast path cannot train this net: {spec}")
@@ -149,7 +151,7 @@ def train_models(net: Any, x: Any, y: Any, subsets: Sequence[Any], seeds: Sequen
     # With the C kernel, parallelism comes from its own threads; torch's OpenMP threads would
     # only spin-wait after each tiny op (module construction) and take CPU from them.
     with torch_threads(None if isinstance(kernel, str) else 1):
-        flat, buffers, orders = initial_models(spec, subs, seeds, epochs)
+        flat, buffers, orders = initial_models(spec, subs, seeds, epochs, orders)
     n_sub = [len(s) for s in subs]
     bs = [n if spec.batch_size == -1 else spec.batch_size for n in n_sub]
     y_host = to_numpy(y)

@@ -34,7 +34,7 @@ from ..callbacks import ValuationCallback
 from ..driver import Run
 from ..ending import RunEnd
 from ..params import FLAG, SEED, STOPPING, TRUNCATION, Interval
-from ..result import Status
+from ..result import Status, ValuationResult
 from ..samplers import PermutationSampler, resolve_entropy
 from ..stopping import StoppingCriterion, time_is_up
 from ..truncation import NoTruncation, TruncationPolicy
@@ -149,6 +149,7 @@ class TMCShapleyValuation(UtilityValuation):
         )
         sampler = PermutationSampler(len(run.train), entropy, self.antithetic)
         u_empty, total = run.evaluate_ends()
+        self._probe_noise(run, evaluator, u_empty, total, entropy)
         run.stage("running")
         run.finish(self._walk(run, sampler, truncation, is_done, lockstep, u_empty, total))
 
@@ -157,6 +158,9 @@ class TMCShapleyValuation(UtilityValuation):
               total: float) -> RunEnd:
         """Walk permutations until the criterion, the clock or a stop request ends the run."""
         result, stats = run.result, run.stats
+        # Two halves of the permutations (antithetic pairs stay together), for the split-half
+        # reliability of the ranking.
+        halves = (ValuationResult.zeros(len(result)), ValuationResult.zeros(len(result)))
         active: list[_Walk] = []
         finished: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # index -> (perm, marginals)
         next_index = merged = 0
@@ -181,9 +185,12 @@ class TMCShapleyValuation(UtilityValuation):
             while merged in finished and not fired:
                 perm, marginals = finished.pop(merged)
                 result.update(perm, marginals)
+                group = merged // 2 if self.antithetic else merged
+                halves[group % 2].update(perm, marginals)
                 merged += 1
                 stats.permutations = merged
                 merged_any = True
+                run.record_halves(halves[0].values, halves[1].values, merged)
                 fired = run.check(is_done) != Status.Pending
             if merged_any:
                 run.updated()
