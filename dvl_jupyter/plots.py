@@ -445,11 +445,16 @@ def plot_removal_curve(
             ax.fill_between(x, low, high, color=line.get_color(), alpha=0.2, linewidth=0)
     n_seeds = getattr(curve, "n_seeds", None)
     band = f", 95% interval over {n_seeds} seeds" if n_seeds and n_seeds > 1 else ""
-    ax.legend(title=f"mean{band}", fontsize="small", title_fontsize="small")
-    ax.set_xlabel(xlabel if xlabel is not None else "fraction of training points removed")
-    ax.set_ylabel(ylabel if ylabel is not None else str(getattr(curve, "score_name", "score")))
+    legend = ax.legend(title=f"mean{band}", fontsize="small", title_fontsize="small")
+    for text in legend.get_texts():  # strategy names as they are (see plain_text)
+        text.set_text(plain_text(text.get_text()))
+        text.set_parse_math(False)
+    ax.set_xlabel(plain_text(xlabel if xlabel is not None else
+                             "fraction of training points removed"), parse_math=False)
+    ax.set_ylabel(plain_text(ylabel if ylabel is not None else
+                             str(getattr(curve, "score_name", "score"))), parse_math=False)
     if title is not None:
-        ax.set_title(title)
+        ax.set_title(plain_text(title), parse_math=False)
     return ax
 
 

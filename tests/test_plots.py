@@ -394,3 +394,23 @@ def test_plot_removal_curve_refuses_what_is_not_a_curve():
 
     with pytest.raises(DvlTypeError, match=r"^curve must be a RemovalCurve"):
         plot_removal_curve(_result4())
+
+
+def test_removal_curve_labels_are_drawn_literally():
+    import warnings
+    from types import SimpleNamespace
+
+    curve = SimpleNamespace(strategies=("lowest", "$weird$"), fractions=[0.0, 0.5],
+                            mean={"lowest": [0.9, 0.8], "$weird$": [0.9, 0.7]},
+                            low={"lowest": [0.85, 0.75], "$weird$": [0.85, 0.65]},
+                            high={"lowest": [0.95, 0.85], "$weird$": [0.95, 0.75]},
+                            n_seeds=2, score_name="acc_$1$")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ax = plot_removal_curve(curve, ax=Figure().subplots(), title="img_$1_$2 🐶")
+        figure_to_png(ax.figure, dpi=40)
+    assert ax.get_ylabel() == "acc_$1$" and ax.yaxis.label.get_parse_math() is False
+    assert ax.get_title() == "img_$1_$2 [dog face]"
+    texts = ax.get_legend().get_texts()
+    assert "$weird$" in [t.get_text() for t in texts]
+    assert all(t.get_parse_math() is False for t in texts)

@@ -268,7 +268,9 @@ describe('buildMarks', () => {
     expect(marks[marks.length - 1].last).toBe(n);
     expect(marks.reduce((a, m) => a + m.n, 0)).toBe(n);
     expect(marks[0].max).toBeCloseTo(Math.max(...values), 10);
-    expect(elapsed).toBeLessThan(50);
+    // linear in the points: well under a second even on a loaded machine (quadratic work
+    // over 10,000 points would take seconds)
+    expect(elapsed).toBeLessThan(500);
   });
 
   it('skips missing values inside a group', () => {
