@@ -271,6 +271,10 @@ def _meta(result: ValuationResult) -> dict[str, Any]:
         "permutations": _int_or_none(m.get("permutations")),
         "failed_fits": _int_or_none(m.get("failed_fits")),
         "path": json_safe(m.get("path")),
+        "reliability": json_safe(m.get("reliability")),
+        "distinguishable": _int_or_none(m.get("distinguishable")),
+        "advice": json_safe(m.get("advice")),
+        "exact": bool(m.get("exact", False)),
     }
 
 
@@ -519,6 +523,24 @@ def _headline(result: ValuationResult) -> tuple[str, str]:
     return what, ", ".join(h for h in how if h)
 
 
+def _trust(result: ValuationResult) -> tuple[str, bool] | None:
+    """How far the ranking can be trusted, in words, and whether to warn; None when the
+    result says nothing about it (exact methods say they are exact)."""
+    m = result.meta
+    if m.get("exact"):
+        return "exact values (no sampling)", False
+    if m.get("advice"):
+        return str(m["advice"]), True
+    r = m.get("reliability")
+    if not isinstance(r, (int, float)) or not math.isfinite(r):
+        return None
+    text = f"reliability of the ranking {r:.2f}"
+    if _int_or_none(m.get("distinguishable")) is not None:
+        text += (f"; {m['distinguishable']:,} of {len(result):,} values distinguishable "
+                 "from zero")
+    return text, False
+
+
 def _one_line(text: Any) -> str:
     """A string on one line for the terminal's columns: control characters as escapes."""
     out = []
@@ -578,6 +600,9 @@ def result_text(result: ValuationResult, k: int = 5) -> str:
     values, stderr = np.asarray(result.values), np.asarray(result.stderr)
     names = [_one_line(n) for n in np.asarray(result.names)]
     lines = [f"{what} ({how})" if how else what]
+    trust = _trust(result)
+    if trust is not None:
+        lines.append(("! " if trust[1] else "  ") + trust[0])
     if rows.positions:
         rank_w = max(4, len(f"{rows.n_ranked:,}"))
         name_w = max(4, *(_width(names[p]) for p in rows.positions))
@@ -611,6 +636,12 @@ def result_html(
     esc = html.escape
     what, how = _headline(result)
     parts = ['<div class="dvl-valuation">']
+    trust = _trust(result)
+    if trust is not None:
+        style = ("border-left:3px solid #e69500;padding-left:6px;font-weight:600"
+                 if trust[1] else "opacity:0.8")
+        parts.append(f'<div class="dvl-trust" style="font-size:90%;{style}">'
+                     f"{esc(trust[0])}</div>")
     if png is not None:
         b64 = base64.b64encode(png).decode("ascii")
         parts.append(f'<img class="dvl-png" alt="{esc(what)}" style="max-width:100%" '

@@ -23,6 +23,8 @@ import math
 import threading
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from dvl_jupyter.config import check_output_name
 from dvl_jupyter.method_choice import METHODS
 from dvl_jupyter.progress import ProgressView
@@ -479,16 +481,25 @@ class ShapleyPanel:
         if self.result is not None and not self._quiet:
             self._render_results()
 
-    def _selection(self) -> ValuationResult:
+    def _selection(self) -> tuple[ValuationResult, np.ndarray]:
+        """The k highest or lowest points, in rank order, and their ranks (rank 1 = the
+        highest value, ties by data index: the rule of every display)."""
+        from dvl_jupyter.plots import rank_order
+
         assert self.result is not None
-        return self.result.sort(reverse=self.which.value == "top")[: self.k.value]
+        order = rank_order(self.result.values, self.result.indices)
+        ranks = np.arange(1, len(order) + 1)
+        k = self.k.value
+        chosen = slice(0, k) if self.which.value == "top" else slice(max(0, len(order) - k),
+                                                                     len(order))
+        return self.result[order[chosen]], ranks[chosen]
 
     def _render_results(self) -> None:
         """Fill the three tabs from :attr:`result` and the k / which / level controls."""
         with self._render_lock:
-            chosen = self._selection()
+            chosen, ranks = self._selection()
             self.plot.value = self._plot_png(chosen)
-            self.table.value = self._table_html(chosen)
+            self.table.value = self._table_html(chosen, ranks)
             self._render_grid()
 
     def _plot_png(self, chosen: ValuationResult) -> bytes:
@@ -523,7 +534,7 @@ class ShapleyPanel:
         self.grid_note.value = ""
         self.grid.layout.display = None
 
-    def _table_html(self, chosen: ValuationResult) -> str:
+    def _table_html(self, chosen: ValuationResult, ranks: np.ndarray) -> str:
         """A static table; every string is escaped (names come from the user's data)."""
         from scipy.stats import norm
 
@@ -531,9 +542,10 @@ class ShapleyPanel:
         pct = f"{100 * (1 - self.level.value):g}%"
         head = ["rank", "index", "name", "value", f"± {pct} CI", "stderr", "updates"]
         rows = []
-        columns = (chosen.indices, chosen.names, chosen.values, chosen.stderr, chosen.counts)
-        for rank, (i, name, v, se, c) in enumerate(zip(*columns, strict=True), start=1):
-            cells = [str(rank), str(int(i)), str(name), f"{v:.4g}", f"{z * se:.3g}",
+        columns = (ranks, chosen.indices, chosen.names, chosen.values, chosen.stderr,
+                   chosen.counts)
+        for rank, i, name, v, se, c in zip(*columns, strict=True):
+            cells = [f"{int(rank):,}", str(int(i)), str(name), f"{v:.4g}", f"{z * se:.3g}",
                      f"{se:.3g}", str(int(c))]
             rows.append("<tr>" + "".join(f"<td>{html.escape(x)}</td>" for x in cells)
                         + "</tr>")

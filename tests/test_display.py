@@ -479,3 +479,27 @@ def test_the_html_of_a_large_image_result_stays_bounded():
     assert kept <= HTML_THUMBNAIL_BUDGET
     assert len(page) - len(static) < 150_000 + HTML_THUMBNAIL_BUDGET  # numbers + script
     assert len(page) < 500_000
+
+
+def test_how_far_to_trust_the_ranking_is_said_in_every_representation():
+    """The run's reliability (and its advice when the ranking is mostly noise) reaches the
+    JSON for the renderer, the HTML and the text; exact methods say that they are exact."""
+    from dvl_jupyter.display import mimebundle
+
+    noisy = ValuationResult(np.arange(5.0), algorithm="TMC-Shapley",
+                            variances=np.ones(5), counts=np.full(5, 3))
+    noisy.meta.update(reliability=0.12, distinguishable=0,
+                      advice="The ranking is mostly noise: its split-half reliability is 0.12")
+    bundle = mimebundle(noisy, show="table")
+    meta = bundle[MIME_TYPE]["meta"]
+    assert meta["reliability"] == 0.12 and meta["advice"].startswith("The ranking is mostly")
+    assert "! The ranking is mostly noise" in bundle["text/plain"]
+    assert 'class="dvl-trust"' in bundle["text/html"] and "mostly noise" in bundle["text/html"]
+    fine = noisy.copy()
+    fine.meta.update(reliability=0.91, distinguishable=4, advice=None)
+    text = mimebundle(fine, show="table")["text/plain"]
+    assert "reliability of the ranking 0.91; 4 of 5 values distinguishable from zero" in text
+    exact = ValuationResult(np.arange(5.0), algorithm="KNN-Shapley")
+    exact.meta["exact"] = True
+    assert "exact values (no sampling)" in mimebundle(exact, show="table")["text/plain"]
+    assert mimebundle(exact, show="table")[MIME_TYPE]["meta"]["exact"] is True

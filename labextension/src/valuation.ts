@@ -749,6 +749,33 @@ export function summaryLine(v: IValuation): string {
   return parts.join(' · ');
 }
 
+/**
+ * How far the ranking can be trusted, from the payload's meta: the split-half reliability,
+ * the values distinguishable from zero, and the advice the run gave when its ranking is
+ * mostly noise (`warn`). Null when the payload says nothing about it (older payloads).
+ */
+export function trustLine(v: IValuation): { text: string; warn: boolean } | null {
+  const m = v.meta;
+  if (m.exact === true) {
+    return { text: 'exact values (no sampling)', warn: false };
+  }
+  const advice = asText(m.advice);
+  const r = asNumber(m.reliability);
+  if (!advice && !Number.isFinite(r)) {
+    return null;
+  }
+  const parts: string[] = [];
+  if (Number.isFinite(r)) {
+    parts.push(`reliability of the ranking ${r.toFixed(2)}`);
+  }
+  const distinct = asNumber(m.distinguishable);
+  if (Number.isFinite(distinct)) {
+    parts.push(`${formatCount(distinct)} of ${formatCount(v.total)} values distinguishable from zero`);
+  }
+  const text = parts.join(' · ');
+  return advice ? { text: advice, warn: true } : { text, warn: false };
+}
+
 /** The settings of the run as [key, value] text pairs, in the payload's order. */
 export function settingsRows(v: IValuation): [string, string][] {
   // A null setting (Python's None) reads "None": an empty cell would look like a missing row.

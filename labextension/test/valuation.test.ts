@@ -26,6 +26,7 @@ import {
   settingsRows,
   summaryLine,
   toCsv,
+  trustLine,
   valueDomain,
   visibleSlots,
   Z_TABLE,
@@ -477,5 +478,32 @@ describe('toCsv', () => {
     expect(lines[2].startsWith('2,12,"say ""hi""\nthere",2,-0.5,')).toBe(true);
     expect(lines[3]).toBe(",11,'=cmd(),1,,0.1,,,7"); // no rank, no value; an inert formula
     expect(lines[4]).toBe('');
+  });
+});
+
+describe('trustLine', () => {
+  const base = {
+    version: 1,
+    method: 'TMC-Shapley',
+    indices: [0, 1],
+    names: ['a', 'b'],
+    values: [0, 1],
+    stderr: [0.1, 0.1],
+    counts: [3, 3],
+    summary: { n: 2, shown: 2, omitted: 0 },
+    meta: { evaluations: 4, cache_hits: 0, elapsed: 1, settings: {} }
+  };
+
+  it('says nothing for an older payload, warns with the advice, says exact', () => {
+    expect(trustLine(parsePayload(base))).toBeNull();
+    const noisy = { ...base, meta: { ...base.meta, reliability: 0.1, advice: 'mostly noise' } };
+    expect(trustLine(parsePayload(noisy))).toEqual({ text: 'mostly noise', warn: true });
+    const fine = { ...base, meta: { ...base.meta, reliability: 0.9, distinguishable: 1 } };
+    expect(trustLine(parsePayload(fine))).toEqual({
+      text: 'reliability of the ranking 0.90 · 1 of 2 values distinguishable from zero',
+      warn: false
+    });
+    const exact = { ...base, meta: { ...base.meta, exact: true } };
+    expect(trustLine(parsePayload(exact))?.text).toBe('exact values (no sampling)');
   });
 });
