@@ -7,7 +7,8 @@ about utilities, scorers' defaults or failure accounting.
 When the fast path cannot train a chunk at all (an error inside the trainer, not a model that
 merely scores badly), the evaluator does not raise from the worker: it says why in
 ``batch.fallback``, and the driver carries on one fit at a time (``batched="auto"``). With
-``batched=True`` (``required``) the failure is an error naming its cause.
+``batched=True`` (``required``) the failure is an error naming its cause. A model that trains
+but scores NaN is a counted failure, as one fit at a time.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import numpy as np
 
 from ..evaluators import EvaluationBatch
 from ..exceptions import FastPathUnsupported
+from ..failures import Failure
 from ..fingerprint import digest
 
 if TYPE_CHECKING:
@@ -81,7 +83,14 @@ class FastPathEvaluator:
                 ) from exc
             return EvaluationBatch(values, fallback=cause)
         low, high = getattr(scorer, "range", (-np.inf, np.inf))
+        batch = EvaluationBatch(values, len(todo))
         for i, score in zip(todo, scores, strict=True):
             if np.isfinite(score):
                 values[i] = float(np.clip(score, low, high))
-        return EvaluationBatch(values, len(todo))
+            else:  # NaN is never a value: counted (the default stays), or an error
+                failure = Failure.returned("score", utility.score_culprit, float(score),
+                                           len(subsets[i]))
+                if not utility.catch_errors:
+                    failure.raise_error(len(utility.training_data))
+                batch.failed(failure)
+        return batch

@@ -8,7 +8,6 @@ straight from that pass.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -94,6 +93,17 @@ class _BatchedPredictions:
         return type(self.net).predict_proba(self.net, x)
 
 
+def _serving(cache: _BatchedPredictions, k: int) -> Any:
+    """``predict_proba`` of model ``k``, as a real function of that name: sklearn's scorers
+    find the response method by its ``__name__`` (a ``functools.partial`` has none, and
+    sklearn then looks for ``.func.__name__``, which fails for every probability scorer)."""
+
+    def predict_proba(X: Any) -> np.ndarray:  # noqa: N803 - sklearn's and skorch's name
+        return cache(k, X)
+
+    return predict_proba
+
+
 def _accuracy_scorer(net: Any, spec: NetSpec, scorer: Any) -> tuple[Any, np.ndarray] | None:
     """``(x_test, y_test)`` when ``scorer`` is this package's accuracy scorer on a classifier.
 
@@ -154,7 +164,7 @@ def fit_score_many(net: Any, x: Any, y: Any, subsets: Sequence[np.ndarray],
                 scoring_net.check_data(x[subset], y[subset])
                 scoring_net.module_.load_state_dict(state)
                 if spec.predict_shortcut:
-                    scoring_net.predict_proba = functools.partial(cache, k)
+                    scoring_net.predict_proba = _serving(cache, k)
                 scores[k] = float(scorer(scoring_net))
         finally:
             scoring_net.__dict__.pop("predict_proba", None)
