@@ -22,6 +22,7 @@ from .valuation.dataset import Dataset, as_dataset
 from .valuation.exceptions import DvlParameterError
 from .valuation.params import (
     BATCHED,
+    FLAG,
     SEED,
     STOPPING,
     TRUNCATION,
@@ -79,6 +80,12 @@ class RunConfig:
     batched: bool | str = "auto"
     scheduler: str | None = None  # dask: address of a scheduler, e.g. tcp://10.0.0.5:8786
     utility: Any = None  # a ready utility replaces model/test/scoring
+    #: True: a failing fit or scoring scores ``default`` and is counted (pyDVL's default);
+    #: False: the first one stops the run with its own traceback (the magic's --debug).
+    catch_errors: bool = True
+    #: Any text mixed into the cache's key: change it when something the key cannot see
+    #: changed (see the README's "What the cache key covers").
+    cache_key: str | None = None
 
     #: What each setting may be: the one table every front end is checked against.
     _parameter_constraints: ClassVar[dict[str, Any]] = {
@@ -96,6 +103,8 @@ class RunConfig:
         "seed": SEED,
         "batched": BATCHED,
         "scheduler": [None, InstanceOf(str, "an address such as tcp://10.0.0.5:8786")],
+        "catch_errors": FLAG,
+        "cache_key": [None, InstanceOf(str, "a text")],
     }
 
     @classmethod
@@ -112,6 +121,12 @@ class RunConfig:
 
         validate_params({f.name: getattr(self, f.name) for f in fields(self)},
                         self._parameter_constraints)
+        if self.scheduler is not None and self.backend != "dask":
+            raise DvlParameterError(
+                f"scheduler is a dask scheduler's address, used with backend 'dask' only; "
+                f"got backend {self.backend!r}. Set backend 'dask' (--backend dask), or "
+                "leave scheduler unset."
+            )
         if self.test is not None:
             check_param("test", self.test, _DATA)
         method_entry(self.method)
@@ -131,6 +146,8 @@ class RunConfig:
             "scheduler": self.scheduler,
             "seed": self.seed,
             "batched": self.batched,
+            "catch_errors": self.catch_errors,
+            "cache_key": self.cache_key,
             "n_train": len(as_dataset(self.train, "train")) if self.train is not None else None,
         }
 
