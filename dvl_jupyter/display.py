@@ -112,7 +112,8 @@ def mimebundle(
     if wanted(MIME_TYPE):
         bundle[MIME_TYPE] = valuation_json(result, view=None if show == "auto" else show)
     png: bytes | None = None
-    if show != "table" and (wanted("image/png") or wanted("text/html")):
+    nothing_yet = _no_value_yet(result) is not None  # a plot of zeros would say nothing
+    if show != "table" and not nothing_yet and (wanted("image/png") or wanted("text/html")):
         kind = {"auto": "summary", "plot": "plot", "grid": "grid"}[show]
         png = _render_png(result, kind, k)
     if png is not None and wanted("image/png"):
@@ -418,13 +419,32 @@ def _extreme_rows(result: ValuationResult, k: int) -> tuple[list[int], int]:
     return [int(p) for p in np.r_[order[:k], order[n - k:]]], n - 2 * k
 
 
+def _no_value_yet(result: ValuationResult) -> str | None:
+    """The sentence for a result in which no point has been updated (a run stopped before
+    its first permutation finished), else None: its zeros are no values."""
+    if np.any(np.asarray(result.counts)):
+        return None
+    what = "permutation" if "permutations" in result.meta else "sample"
+    return f"No value was estimated yet: no {what} finished."
+
+
+def _notes(result: ValuationResult) -> list[str]:
+    """What the engine says once about how the values were made (``meta["notes"]``)."""
+    notes = result.meta.get("notes")
+    return [str(n) for n in notes] if isinstance(notes, list) else []
+
+
 def result_text(result: ValuationResult, k: int = 5) -> str:
     """A few lines for terminals: what ran, then the lowest and highest values."""
     what, how = _headline(result)
+    lines = [f"{what} ({how})" if how else what]
+    nothing_yet = _no_value_yet(result)
+    if nothing_yet is not None:
+        return "\n".join([*lines, f"  {nothing_yet}"])
+    lines += [f"  {note}" for note in _notes(result)]
     rows, gap = _extreme_rows(result, k)
     values, stderr = np.asarray(result.values), np.asarray(result.stderr)
     names = np.asarray(result.names)
-    lines = [f"{what} ({how})" if how else what]
     width = max((len(str(names[p])) for p in rows), default=4)
     for i, p in enumerate(rows):
         if gap and i == k:
@@ -448,6 +468,11 @@ def result_html(
     esc = html.escape
     what, how = _headline(result)
     parts = ['<div class="dvl-valuation">']
+    nothing_yet = _no_value_yet(result)
+    if nothing_yet is not None:
+        return (f'<div class="dvl-valuation"><p>{esc(what)}{": " + esc(how) if how else ""}'
+                f"</p><p>{esc(nothing_yet)}</p></div>")
+    parts += [f"<p>{esc(note)}</p>" for note in _notes(result)]
     if png is not None:
         b64 = base64.b64encode(png).decode("ascii")
         parts.append(f'<img alt="{esc(what)}" style="max-width:100%" '
