@@ -105,6 +105,7 @@ class FunctionEvaluator:
         utility = self.utility
         culprit = getattr(utility, "culprit", None) or f"the utility {type(utility).__name__}"
         default = float(getattr(utility, "default", 0.0))
+        n_train = getattr(utility, "n_train", None)
         batch = EvaluationBatch(np.empty(len(subsets), dtype=np.float64))
         for i, subset in enumerate(subsets):
             subset = np.asarray(subset, dtype=np.int64)
@@ -113,11 +114,11 @@ class FunctionEvaluator:
             except DvlError:
                 raise
             except Exception as exc:  # noqa: BLE001 - the user's code: one line naming it
-                Failure.raised("utility", culprit, exc, len(subset)).raise_error()
+                Failure.raised("utility", culprit, exc, len(subset)).raise_error(n_train)
             try:
                 value = as_value(raw)
             except NotANumber:
-                Failure.returned("utility", culprit, raw, len(subset)).raise_error()
+                Failure.returned("utility", culprit, raw, len(subset)).raise_error(n_train)
             if not np.isfinite(value):  # never a value: counted, and the default instead
                 batch.failed(Failure.returned("utility", culprit, value, len(subset)))
                 value = default

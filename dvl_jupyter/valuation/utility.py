@@ -76,6 +76,7 @@ class FunctionUtility:
     def __init__(self, fn: Callable[[np.ndarray], float], default: float = 0.0) -> None:
         self.fn = fn
         self.default = default
+        self.n_train: int | None = None  # known once bound: "the whole training set"
 
     @property
     def culprit(self) -> str:
@@ -95,10 +96,12 @@ class FunctionUtility:
                 return as_value(value)
             except NotANumber:
                 failure = Failure.returned("utility", self.culprit, value, len(indices))
-        failure.raise_error()
+        failure.raise_error(self.n_train)
 
     def with_dataset(self, data: Dataset) -> FunctionUtility:
-        return self
+        bound = copy.copy(self)
+        bound.n_train = len(data)
+        return bound
 
     def fingerprint(self) -> None:
         return None
