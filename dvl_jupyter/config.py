@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 from .valuation import StoppingCriterion, TruncationPolicy
 from .valuation.cachedir import DEFAULT_CACHE_DIR, CacheDirectory
 from .valuation.dataset import Dataset, as_dataset
-from .valuation.exceptions import DvlParameterError
+from .valuation.exceptions import DvlError, DvlParameterError
 from .valuation.params import (
     BATCHED,
     FLAG,
@@ -50,7 +50,24 @@ def _is_data(value: Any) -> bool:
     return True
 
 
-_DATA = [InstanceOf(Dataset, "a Dataset"), Satisfies(_is_data, "an (x, y) tuple of arrays")]
+class _Data(Satisfies):
+    """An ``(x, y)`` pair that makes a Dataset; a refused pair gets the Dataset's own reason
+    (lengths that differ, a list where an array is wanted), not just "must be a pair"."""
+
+    def __init__(self) -> None:
+        super().__init__(_is_data, "an (x, y) tuple of arrays")
+
+    def hint_for(self, value: Any) -> str:
+        if not (isinstance(value, tuple) and len(value) == 2):
+            return ""
+        try:
+            as_dataset(value, "data")
+        except DvlError as exc:
+            return str(exc)
+        return ""
+
+
+_DATA = [InstanceOf(Dataset, "a Dataset"), _Data()]
 
 
 @dataclass

@@ -59,7 +59,9 @@ def _register_ray() -> None:
 def _connect(distributed: Any, address: str) -> Any:
     """A client of the scheduler at ``address``, or one line saying why there is none."""
     try:
-        return distributed.Client(address, timeout=CONNECT_TIMEOUT)
+        # not set as the default: a client that failed to connect would stay the default
+        # one, and the next run without --scheduler would try it again
+        return distributed.Client(address, timeout=CONNECT_TIMEOUT, set_as_default=False)
     except Exception as exc:  # noqa: BLE001 - a third party's failure, said in one line
         raise DvlValueError(
             f"scheduler {address!r}: no dask scheduler answered within {CONNECT_TIMEOUT:g} s "
@@ -179,8 +181,9 @@ class ValuationRunner:
                 "use backend 'loky' (this machine's cores)."
             ) from None
         if c.scheduler:
-            with _connect(distributed, c.scheduler), parallel_config(backend="dask",
-                                                                      n_jobs=jobs):
+            client = _connect(distributed, c.scheduler)
+            # current for this run only: the notebook's own default client is left alone
+            with client, client.as_current(), parallel_config(backend="dask", n_jobs=jobs):
                 yield
             return
         try:

@@ -39,7 +39,6 @@ import os
 import re
 import sqlite3
 import threading
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -48,7 +47,7 @@ import diskcache
 import numpy as np
 from diskcache.core import MODE_RAW, UNKNOWN
 
-from .exceptions import DvlTypeError, DvlValueError, describe_value
+from .exceptions import DvlTypeError, DvlValueError, describe_value, warn_user
 from .utils import format_bytes
 
 __all__ = [
@@ -319,7 +318,7 @@ class UtilityCache:
                     statistics=0,  # diskcache's own counters would make every read a write
                 )
             except Exception as exc:  # noqa: BLE001 - any failure to open means no cache
-                self._disable(exc, "opening it", quiet=quiet, stacklevel=4)
+                self._disable(exc, "opening it", quiet=quiet)
 
     def _ensure_open(self) -> diskcache.Cache | None:
         if not self._opened:
@@ -327,7 +326,7 @@ class UtilityCache:
         return self._cache
 
     def _disable(
-        self, exc: BaseException, action: str, quiet: bool = False, stacklevel: int = 3
+        self, exc: BaseException, action: str, quiet: bool = False
     ) -> None:
         with self._lock:
             if self._disabled_reason is not None:
@@ -344,23 +343,21 @@ class UtilityCache:
                     cache.close()
         if quiet or self._quiet:
             return
-        warnings.warn(
+        warn_user(
             f"dvl_jupyter cache at {self._directory} cannot be used ({self._disabled_reason}); "
             f"it is off: values are computed, not read or stored there. {_advice(exc)}",
             CacheWarning,
-            stacklevel=stacklevel,
         )
 
     def _refused(self, exc: UnsafeCacheRow) -> None:
         if self._refused_warned or self._quiet:
             return
         self._refused_warned = True
-        warnings.warn(
+        warn_user(
             f"dvl_jupyter cache at {self._directory}: {exc}. It was not read (treated as a "
             "miss). dvl_jupyter never writes such rows: someone or something else wrote to "
             "this directory. Clear it with %shapley_cache clear if you did not expect that.",
             CacheWarning,
-            stacklevel=4,
         )
 
     # -- public API ----------------------------------------------------------------------------
@@ -458,13 +455,12 @@ class UtilityCache:
             return False
         if not self._full_warned:
             self._full_warned = True
-            warnings.warn(
+            warn_user(
                 f"dvl_jupyter cache at {self._directory} is full ({format_bytes(volume)}, "
                 f"limit {format_bytes(self.size_limit)}); new evaluations are not cached, and "
                 "nothing cached is removed. Raise the limit with "
                 "UtilityCache(directory, size_limit=...) or clear it with %shapley_cache clear.",
-                CacheWarning,
-                stacklevel=3,
+            CacheWarning,
             )
         return True
 

@@ -35,9 +35,9 @@ from .result import Status, ValuationResult
 
 if TYPE_CHECKING:
     from .cachedir import CacheDirectory
-    from .failures import Failure
     from .dataset import Dataset
     from .evaluators import Evaluator
+    from .failures import Failure
     from .stopping import StoppingCriterion
 
 __all__ = ["FailedFitsWarning", "Run"]

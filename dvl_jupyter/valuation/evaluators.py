@@ -15,8 +15,8 @@ the user's function, its traceback), so that the driver (in the user's process) 
 failure means. A NaN or infinite value is a failure too, never a value. What does raise, from
 the worker, is a :class:`~dvl_jupyter.valuation.exceptions.UserCodeError` naming the user's
 function: a plain utility that raises or returns no number, or any failure under
-``catch_errors=False``. The fast path, when it cannot train a chunk at all, says so in ``batch.fallback`` and
-the driver carries on one fit at a time (``batched="auto"``).
+``catch_errors=False``. The fast path, when it cannot train a chunk at all, says so in
+``batch.fallback`` and the driver carries on one fit at a time (``batched="auto"``).
 """
 
 from __future__ import annotations

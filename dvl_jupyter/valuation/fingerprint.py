@@ -30,8 +30,8 @@ reads changes the key. Modules are identified by name and version (the standard 
 Python's version, an unversioned module by its file's content).
 
 Where it cannot tell: a global whose only ``repr`` is unstable (a connection, an open file)
-is left out of the key, with one :class:`~dvl_jupyter.valuation.cache.CacheWarning` per
-digest naming it and the ways out (``--no-cache``) and in (a ``cache_key``). An object
+is left out of the key, with one :class:`~dvl_jupyter.valuation.cache.CacheWarning` (once per
+process) naming it and the ways out (``--no-cache``) and in (a ``cache_key``). An object
 described by its ``repr`` is only as precise as that ``repr``.
 """
 
@@ -363,10 +363,19 @@ def _collecting_unseen() -> Iterator[None]:
         _warn_unseen(found)
 
 
+#: What was warned about already, in this process: each thing the key cannot see is said once
+#: (a run computes several fingerprints of one utility: its own, the noise probe's seeds).
+_WARNED: set[str] = set()
+
+
 def _warn_unseen(found: list[str]) -> None:
     from .cache import CacheWarning
     from .exceptions import warn_user
 
+    found = [f for f in found if f not in _WARNED]
+    if not found:
+        return
+    _WARNED.update(found)
     shown = "; ".join(found[:3]) + ("; ..." if len(found) > 3 else "")
     warn_user(
         f"The cache cannot tell whether {shown} changed: it is not part of the key (its repr "

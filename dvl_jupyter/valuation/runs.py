@@ -29,14 +29,13 @@ import secrets
 import socket
 import time
 import uuid
-import warnings
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from .cache import DEFAULT_CACHE_DIR, CacheWarning
-from .exceptions import DvlTypeError, DvlValueError, describe_value
+from .exceptions import DvlTypeError, DvlValueError, describe_value, warn_user
 from .utils import json_safe
 
 __all__ = ["RunStore"]
@@ -164,12 +163,11 @@ class RunStore:
         if self._warned:
             return
         self._warned = True
-        warnings.warn(
+        warn_user(
             f"dvl_jupyter could not {action} in {self.runs_dir} ({type(exc).__name__}: {exc}); "
             "the run goes on, but it will not be listed by %shapley_cache. Check that the "
             "directory is writable, or use another one.",
             CacheWarning,
-            stacklevel=3,
         )
 
     # -- API -----------------------------------------------------------------------------------
@@ -334,11 +332,12 @@ class RunStore:
             return ValuationResult.load(path)
         except Exception as exc:  # noqa: BLE001 - a damaged or planted file: one line
             text = " ".join(str(exc).replace(str(path), path.name).split())
+            text = text if len(text) <= 120 else text[:117] + "..."
             raise DvlValueError(
-                f"cannot load the result of run {run_id!r}: {path.name} in {self.runs_dir} is "
-                f"damaged or was not written by dvl_jupyter ({type(exc).__name__}: "
-                f"{text[:200]}). It was not read (nothing is ever unpickled); delete it, or "
-                "clear the cache with %shapley_cache clear."
+                f"cannot load the result of run {run_id!r}: runs/{path.name} is damaged or was "
+                "not written by dvl_jupyter, so it was not read (nothing is ever unpickled); "
+                f"delete it, or clear the cache with %shapley_cache clear. "
+                f"({type(exc).__name__}: {text.rstrip('.')})"
             ) from None
 
     def delete(self, run_id: str) -> None:

@@ -331,7 +331,7 @@ class ModelUtility:
         Never raises for the user's code (a ``KeyboardInterrupt`` goes through): a fit or a
         scoring that raises, or a score that is not a finite number, is an :class:`Outcome`
         with the default value and a :class:`~dvl_jupyter.valuation.failures.Failure`; a
-        classifier that cannot be fitted on a single class is ``one_class``. The empty set
+        classifier that cannot be fitted, or scored, on a single class is ``one_class``. The empty set
         scores ``scorer.default`` (no model can be fitted on nothing).
         """
         subset = np.asarray(subset, dtype=np.int64)
@@ -362,6 +362,8 @@ class ModelUtility:
             except NotANumber as exc:  # the scorer's own check of the scoring's return
                 return Outcome(default, Failure("score", self.score_culprit, str(exc), size))
             except Exception as exc:  # noqa: BLE001 - counted, or raised by the caller
+                if self.one_class(y):  # e.g. roc_auc of a model that knows one class
+                    return Outcome(default, one_class=True)
                 return Outcome(default, Failure.raised("score", self.score_culprit, exc, size))
         try:
             value = as_value(score)

@@ -20,7 +20,7 @@ import numpy as np
 
 from ..evaluators import EvaluationBatch
 from ..exceptions import FastPathUnsupported
-from ..failures import Failure
+from ..failures import Failure, NotANumber
 from ..fingerprint import digest
 
 if TYPE_CHECKING:
@@ -71,9 +71,11 @@ class FastPathEvaluator:
         x, y = utility.training_data.data()
         seeds = [utility.fit_seed(subsets[i]) for i in todo]
         orders = [utility.training_order(subsets[i]) for i in todo]
+        errors: list[tuple[int, Exception]] = []
         try:
             scores = fit_score_many(utility.model, x, y, [subsets[i] for i in todo], seeds,
-                                    scorer, orders=None if orders[0] is None else orders)
+                                    scorer, orders=None if orders[0] is None else orders,
+                                    errors=errors)
         except Exception as exc:  # noqa: BLE001 - becomes a fallback or an error, see above
             cause = f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
             if self.required:
@@ -84,13 +86,24 @@ class FastPathEvaluator:
             return EvaluationBatch(values, fallback=cause)
         low, high = getattr(scorer, "range", (-np.inf, np.inf))
         batch = EvaluationBatch(values, len(todo))
-        for i, score in zip(todo, scores, strict=True):
-            if np.isfinite(score):
+        raised = dict(errors)
+        for k, (i, score) in enumerate(zip(todo, scores, strict=True)):
+            if k not in raised and np.isfinite(score):
                 values[i] = float(np.clip(score, low, high))
-            else:  # NaN is never a value: counted (the default stays), or an error
-                failure = Failure.returned("score", utility.score_culprit, float(score),
-                                           len(subsets[i]))
-                if not utility.catch_errors:
-                    failure.raise_error(len(utility.training_data))
-                batch.failed(failure)
+                continue
+            # the default stays; as one fit at a time: a single class is expected, anything
+            # else (an exception, NaN) a counted failure, or an error without catch_errors
+            size = len(subsets[i])
+            if k in raised and utility.one_class(y[subsets[i]]):
+                batch.n_one_class += 1
+                continue
+            if k in raised and isinstance(raised[k], NotANumber):
+                failure = Failure("score", utility.score_culprit, str(raised[k]), size)
+            elif k in raised:
+                failure = Failure.raised("score", utility.score_culprit, raised[k], size)
+            else:
+                failure = Failure.returned("score", utility.score_culprit, float(score), size)
+            if not utility.catch_errors:
+                failure.raise_error(len(utility.training_data))
+            batch.failed(failure)
         return batch

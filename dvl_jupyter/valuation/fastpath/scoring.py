@@ -132,7 +132,8 @@ def _accuracy_scorer(net: Any, spec: NetSpec, scorer: Any) -> tuple[Any, np.ndar
 def fit_score_many(net: Any, x: Any, y: Any, subsets: Sequence[np.ndarray],
                    seeds: Sequence[int], scorer: Any, *, trainer: str = "auto",
                    n_threads: int | None = None,
-                   orders: Sequence[np.ndarray] | None = None) -> np.ndarray:
+                   orders: Sequence[np.ndarray] | None = None,
+                   errors: list[tuple[int, Exception]] | None = None) -> np.ndarray:
     """Fit one model per subset (as :func:`fit_many`) and score each with ``scorer(net)``.
 
     Each model is loaded into one initialised copy of the net (with what ``fit`` records
@@ -140,7 +141,10 @@ def fit_score_many(net: Any, x: Any, y: Any, subsets: Sequence[np.ndarray],
     ``predict_proba`` is answered from one batched forward pass over all K models, so scoring
     costs about as much as one model's prediction. The package's own accuracy scorer is
     computed directly from that pass (same numbers, without sklearn's per-call overhead).
-    Returns the scores as the scorer returns them (float64).
+    Returns the scores as the scorer returns them (float64). With ``errors`` (a list), a
+    scorer that raises for model ``k`` does not stop the others: ``(k, exception)`` is
+    appended and its score is NaN (one model with a single class must not send the whole
+    block back to one-by-one fits); without it, the exception propagates.
     """
     threads = torch.get_num_threads() if n_threads is None else max(1, int(n_threads))
     result = train_models(net, x, y, subsets, seeds, trainer=trainer, n_threads=threads,
@@ -165,7 +169,14 @@ def fit_score_many(net: Any, x: Any, y: Any, subsets: Sequence[np.ndarray],
                 scoring_net.module_.load_state_dict(state)
                 if spec.predict_shortcut:
                     scoring_net.predict_proba = _serving(cache, k)
-                scores[k] = float(scorer(scoring_net))
+                if errors is None:
+                    scores[k] = float(scorer(scoring_net))
+                    continue
+                try:
+                    scores[k] = float(scorer(scoring_net))
+                except Exception as exc:  # noqa: BLE001 - the caller counts it, per model
+                    errors.append((k, exc))
+                    scores[k] = np.nan
         finally:
             scoring_net.__dict__.pop("predict_proba", None)
     return scores
