@@ -66,7 +66,7 @@ class RunStats:
             parts.append(plural(self.cache_hits, "cache hit"))
         text = ", ".join(parts) + f" in {format_duration(self.elapsed)}"
         if self.failed_fits:
-            text += f"; {plural(self.failed_fits, 'evaluation')} failed and scored the default"
+            text += f"; {plural(self.failed_fits, 'fit')} failed and scored the default"
         if self.one_class:
             text += (f"; {plural(self.one_class, 'one-class subset')} scored the default")
         return f"{algorithm}: {text}" if algorithm else text

@@ -331,8 +331,8 @@ class ModelUtility:
         Never raises for the user's code (a ``KeyboardInterrupt`` goes through): a fit or a
         scoring that raises, or a score that is not a finite number, is an :class:`Outcome`
         with the default value and a :class:`~dvl_jupyter.valuation.failures.Failure`; a
-        classifier that cannot be fitted, or scored, on a single class is ``one_class``. The empty set
-        scores ``scorer.default`` (no model can be fitted on nothing).
+        classifier that cannot be fitted, or scored, on a single class is ``one_class``. The
+        empty set scores ``scorer.default`` (no model can be fitted on nothing).
         """
         subset = np.asarray(subset, dtype=np.int64)
         default = float(self.scorer.default)
