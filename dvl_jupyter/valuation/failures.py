@@ -56,7 +56,7 @@ def callable_name(fn: Any) -> str:
     name = getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None)
     if name is None:
         name = type(fn).__name__
-    return str(name)
+    return str(name).rsplit("<locals>.", 1)[-1]  # a function defined in a function: its name
 
 
 def _is_engine(frame: traceback.FrameSummary) -> bool:

@@ -566,9 +566,8 @@ def _describe_object(obj: Any, path: str, depth: int, active: set[int]) -> Any:
 def _describe_library_object(obj: Any, path: str, d: int, active: set[int]) -> Any:
     """Our Dataset, torch, pandas, scipy and sklearn objects whose repr does not identify
     them."""
-    from .dataset import Dataset
-
-    if isinstance(obj, Dataset):  # its repr shows the shape only
+    dataset = sys.modules.get(f"{__package__}.dataset")  # looked up, as torch: no circle
+    if dataset is not None and isinstance(obj, dataset.Dataset):  # its repr: the shape only
         return {_TAG: "Dataset", "fingerprint": obj.fingerprint()}
     torch = sys.modules.get("torch")
     if torch is not None:
