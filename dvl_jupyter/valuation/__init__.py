@@ -23,6 +23,7 @@ from .exceptions import (
     DvlTypeError,
     DvlValueError,
     FastPathUnsupported,
+    UserCodeError,
 )
 from .methods import (
     KNNShapleyValuation,
@@ -58,6 +59,7 @@ __all__ = [
     "DvlValueError",
     "FailedFitsWarning",
     "FastPathUnsupported",
+    "UserCodeError",
     "FixedTruncation",
     "FunctionUtility",
     "HistoryDeviation",
