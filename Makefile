@@ -25,18 +25,23 @@ LABEXT := labextension
 LABEXT_OUT := dvl_jupyter/labextension
 LABEXT_SHARE := $(VENV)/share/jupyter/labextensions/dvl-jupyter
 LABEXT_NODE := $(LABEXT)/node_modules/.installed
-LABEXT_SRC := $(wildcard $(LABEXT)/src/*.ts $(LABEXT)/style/*) $(LABEXT)/package.json \
-	$(LABEXT)/tsconfig.json $(LABEXT)/install.json
+LABEXT_SRC := $(wildcard $(LABEXT)/src/*.ts $(LABEXT)/style/* $(LABEXT)/scripts/*.mjs) \
+	$(LABEXT)/package.json $(LABEXT)/tsconfig.json $(LABEXT)/install.json
 
 $(LABEXT_NODE): $(LABEXT)/package.json $(LABEXT)/package-lock.json
 	cd $(LABEXT) && npm ci --no-audit --no-fund
 	touch $@
 
+# build:prod also bundles the chart as one script, standalone.js, that display.py inlines in
+# a result's HTML for VS Code, Colab and nbconvert (where labextensions do not load).
 $(LABEXT_OUT)/install.json: $(LABEXT_NODE) $(LABEXT_SRC) | $(STAMP)
 	cd $(LABEXT) && PATH="$(CURDIR)/$(BIN):$$PATH" npm run build:prod
 	touch $@
 
-labextension: $(LABEXT_OUT)/install.json
+$(LABEXT_OUT)/standalone.js: $(LABEXT_OUT)/install.json
+	@test -f $@ || (cd $(LABEXT) && npm run build:standalone)
+
+labextension: $(LABEXT_OUT)/install.json $(LABEXT_OUT)/standalone.js
 	@if [ "$$(readlink $(LABEXT_SHARE))" != "$(CURDIR)/$(LABEXT_OUT)" ]; then \
 		rm -rf $(LABEXT_SHARE) && mkdir -p $(dir $(LABEXT_SHARE)) && \
 		ln -s $(CURDIR)/$(LABEXT_OUT) $(LABEXT_SHARE); fi

@@ -21,6 +21,7 @@ import argparse
 import base64
 import json
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -90,8 +91,7 @@ def extract(nb: Any, out: Path) -> list[Path]:
             continue
         tags = cell.metadata.get("tags", [])
         stem = tags[0] if tags else f"cell{number:02d}"
-        pngs = [o["data"]["image/png"] for o in cell.get("outputs", [])
-                if "image/png" in o.get("data", {})]
+        pngs = [png for o in cell.get("outputs", []) if (png := _png_of(o.get("data", {})))]
         for k, png in enumerate(pngs):
             path = figures / (f"{stem}.png" if len(pngs) == 1 else f"{stem}-{k + 1}.png")
             path.write_bytes(base64.b64decode(png))
@@ -103,6 +103,21 @@ def extract(nb: Any, out: Path) -> list[Path]:
                 (out / "valuation.json").write_text(json.dumps(payload, indent=1))
                 written.append(out / "valuation.json")
     return written
+
+
+_INLINE_PNG = re.compile(
+    r'<img class="dvl-png"[^>]*\bsrc="data:image/png;base64,([A-Za-z0-9+/=]+)"')
+
+
+def _png_of(data: dict[str, Any]) -> str | None:
+    """The base64 PNG of an output: its ``image/png``, or for a valuation result (whose
+    bundle stores its picture once, inside its HTML) the image inlined in ``text/html``."""
+    if "image/png" in data:
+        return data["image/png"]
+    if MIME_TYPE in data:
+        match = _INLINE_PNG.search(str(data.get("text/html", "")))
+        return match.group(1) if match else None
+    return None
 
 
 def main(argv: list[str] | None = None) -> int:

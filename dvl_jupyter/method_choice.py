@@ -20,7 +20,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .valuation import (
+    DataOOBValuation,
     KNNShapleyValuation,
+    LOOValuation,
     MinUpdates,
     RelativeTruncation,
     TMCShapleyValuation,
@@ -32,7 +34,8 @@ from .valuation.exceptions import DvlParameterError, DvlValueError, describe_val
 if TYPE_CHECKING:
     from .config import RunConfig
 
-__all__ = ["METHODS", "MethodEntry", "build_method", "method_entry", "parse_method"]
+__all__ = ["METHODS", "MethodContext", "MethodEntry", "build_method", "method_entry",
+           "parse_method", "register"]
 
 #: The run settings a valuation method reads (the others are about running it: the data,
 #: jobs, backend, cache): a method that does not read one of these refuses it when it is set.
@@ -45,6 +48,18 @@ _MODEL_SETTINGS = frozenset({"model", "utility", "test", "scoring", "default", "
                              "batched"})
 
 
+@dataclass
+class MethodContext:
+    """What a method is built from: the run's settings, the short name's arguments, and the
+    run's parts (the utility, made on demand; the cache directory; the progress views)."""
+
+    config: RunConfig
+    params: dict[str, Any]
+    utility: Callable[[], Any]
+    cache: Any
+    callbacks: list[ValuationCallback]
+
+
 @dataclass(frozen=True)
 class MethodEntry:
     """One method: its short name, its class, and the run settings it reads."""
@@ -52,11 +67,13 @@ class MethodEntry:
     name: str
     cls: type
     uses: frozenset[str]
-    #: ``build(config, params, utility, callbacks) -> method`` for a short name.
-    build: Callable[..., ValuationMethod]
-    #: ``complete(method, config, utility)``: fill what a method object left out.
-    complete: Callable[..., None]
+    #: ``build(context) -> method`` for a short name.
+    build: Callable[[MethodContext], ValuationMethod]
+    #: ``complete(method, context)``: fill what a method object left out.
+    complete: Callable[[Any, MethodContext], None]
     summary: str
+    #: ``parse(spec, args) -> params`` for a short name with arguments (``"beta(4,1)"``).
+    parse: Callable[[str, str], dict[str, Any]] | None = None
 
     @property
     def algorithm(self) -> str:
@@ -71,19 +88,24 @@ def _tmc_defaults(config: RunConfig) -> tuple[Any, Any]:
     return truncation, stopping
 
 
-def _build_tmc(config: RunConfig, params: dict[str, Any], utility: Callable[[], Any],
-               callbacks: list[ValuationCallback]) -> ValuationMethod:
-    truncation, stopping = _tmc_defaults(config)
-    return TMCShapleyValuation(utility(), truncation=truncation, is_done=stopping,
-                               seed=config.seed, batched=config.batched, callbacks=callbacks)
+def _build_tmc(ctx: MethodContext) -> ValuationMethod:
+    truncation, stopping = _tmc_defaults(ctx.config)
+    return TMCShapleyValuation(ctx.utility(), truncation=truncation, is_done=stopping,
+                               seed=ctx.config.seed, batched=ctx.config.batched,
+                               callbacks=ctx.callbacks)
 
 
-def _complete_tmc(method: Any, config: RunConfig, utility: Callable[[], Any]) -> None:
+def _complete_tmc(method: Any, ctx: MethodContext) -> None:
+    config = ctx.config
     truncation, stopping = _tmc_defaults(config)
     if method.utility is None:
-        method.utility = utility()
+        method.utility = ctx.utility()
     _fill(method, "truncation", "truncation", config.truncation, truncation)
     _fill(method, "is_done", "stopping", config.stopping, stopping)
+    _fill_seed_and_batched(method, config)
+
+
+def _fill_seed_and_batched(method: Any, config: RunConfig) -> None:
     _fill(method, "seed", "--seed", config.seed, config.seed)
     method.batched = config.batched if method.batched == "auto" else method.batched
 
@@ -101,13 +123,70 @@ def _knn_model(config: RunConfig) -> Any:
     return KNeighborsClassifier(n_neighbors=KNN_DEFAULT_K)
 
 
-def _build_knn(config: RunConfig, params: dict[str, Any], utility: Callable[[], Any],
-               callbacks: list[ValuationCallback]) -> ValuationMethod:
-    return KNNShapleyValuation(_knn_model(config), config.test, callbacks=callbacks)
+def _build_knn(ctx: MethodContext) -> ValuationMethod:
+    if ctx.config.test is None:
+        raise DvlValueError("No test data: set `test = <Dataset or (x, y)>`: KNN-Shapley "
+                            "values the training points by how they classify it.")
+    return KNNShapleyValuation(_knn_model(ctx.config), ctx.config.test, callbacks=ctx.callbacks)
 
 
-def _complete_knn(method: Any, config: RunConfig, utility: Callable[[], Any]) -> None:
+def _complete_knn(method: Any, ctx: MethodContext) -> None:
     """A KNNShapleyValuation object carries its model and test data already."""
+
+
+# -- Data-OOB and LOO ------------------------------------------------------------------------------
+#: Bags of the short name "data-oob" (the benchmark's; DataOOBValuation's own default is
+#: pyDVL's 10): about 45 out-of-bag predictions per point.
+OOB_DEFAULT_BAGS = 100
+
+
+def _parse_oob(spec: str, args: str) -> dict[str, Any]:
+    if not args.strip():
+        return {}
+    try:
+        return {"n_estimators": int(args)}
+    except ValueError:
+        raise DvlParameterError(
+            f"method {spec!r}: data-oob takes the number of bags, e.g. 'data-oob(100)'."
+        ) from None
+
+
+def _build_oob(ctx: MethodContext) -> ValuationMethod:
+    config = ctx.config
+    if config.model is None:
+        raise DvlValueError("No model: set `model = <your estimator>` (Data-OOB bags it).")
+    return DataOOBValuation(config.model,
+                            n_estimators=ctx.params.get("n_estimators", OOB_DEFAULT_BAGS),
+                            seed=config.seed, test_data=config.test, batched=config.batched,
+                            cache=ctx.cache, callbacks=ctx.callbacks)
+
+
+def _complete_oob(method: Any, ctx: MethodContext) -> None:
+    config = ctx.config
+    if method.model is None:
+        if config.model is None:
+            raise DvlValueError("No model: set `model = <your estimator>` (Data-OOB bags it).")
+        method.model = config.model
+    if getattr(method, "test_data", None) is None and config.test is not None:
+        method.test_data = config.test
+    if getattr(method, "cache", None) is None:
+        method.cache = ctx.cache
+    if not _is_fitted_ensemble(method.model):
+        _fill_seed_and_batched(method, config)
+
+
+def _is_fitted_ensemble(model: Any) -> bool:
+    return hasattr(model, "estimators_") and hasattr(model, "estimators_samples_")
+
+
+def _build_loo(ctx: MethodContext) -> ValuationMethod:
+    return LOOValuation(ctx.utility(), batched=ctx.config.batched, callbacks=ctx.callbacks)
+
+
+def _complete_loo(method: Any, ctx: MethodContext) -> None:
+    if method.utility is None:
+        method.utility = ctx.utility()
+    method.batched = ctx.config.batched if method.batched == "auto" else method.batched
 
 
 METHODS: dict[str, MethodEntry] = {}
@@ -125,6 +204,13 @@ register(MethodEntry(
 register(MethodEntry(
     "knn", KNNShapleyValuation, frozenset({"model", "test"}), _build_knn, _complete_knn,
     "exact KNN-Shapley of a nearest-neighbour classifier on the features, in seconds"))
+register(MethodEntry(
+    "data-oob", DataOOBValuation, frozenset({"model", "test", "seed", "batched"}),
+    _build_oob, _complete_oob,
+    "Data-OOB: does a point's label agree with models bagged without it?", parse=_parse_oob))
+register(MethodEntry(
+    "loo", LOOValuation, _MODEL_SETTINGS, _build_loo, _complete_loo,
+    "leave-one-out: the score lost without each point (n + 2 fits)"))
 
 
 # -- parsing and building -------------------------------------------------------------------------
@@ -150,9 +236,8 @@ def parse_method(spec: str) -> tuple[MethodEntry, dict[str, Any]]:
 
 
 def _parse_args(entry: MethodEntry, spec: str, args: str) -> dict[str, Any]:
-    parser = getattr(entry.build, "parse_args", None)
-    if parser is not None:
-        return parser(spec, args)
+    if entry.parse is not None:
+        return entry.parse(spec, args)
     if args.strip():
         raise DvlParameterError(
             f"method {spec!r}: {entry.name!r} takes no arguments in its short name; set its "
@@ -221,10 +306,11 @@ def _same(a: Any, b: Any) -> bool:
         return False
 
 
-def build_method(config: RunConfig, utility: Callable[[], Any],
+def build_method(config: RunConfig, utility: Callable[[], Any], cache: Any,
                  callbacks: list[ValuationCallback]) -> ValuationMethod:
     """The ready method of a run: from its short name, or its object completed."""
     entry, params, method = method_entry(config.method)
+    ctx = MethodContext(config, params, utility, cache, list(callbacks))
     unused = unused_settings(entry, config)
     if unused:
         names = ", ".join(unused)
@@ -234,7 +320,7 @@ def build_method(config: RunConfig, utility: Callable[[], Any],
             f"{'it' if len(unused) == 1 else 'them'}, e.g. method = 'tmc')."
         )
     if method is None:
-        return entry.build(config, params, utility, callbacks)
-    entry.complete(method, config, utility)
+        return entry.build(ctx)
+    entry.complete(method, ctx)
     method.callbacks = list(method.callbacks) + list(callbacks)
     return method

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import io
 import math
+import unicodedata
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -27,7 +29,7 @@ if TYPE_CHECKING:
     from dvl_jupyter.valuation.dataset import Dataset
     from dvl_jupyter.valuation.result import ValuationResult
 
-__all__ = ["plot_result_errors", "plot_image_grid", "figure_to_png"]
+__all__ = ["plot_result_errors", "plot_image_grid", "figure_to_png", "plain_text", "rank_order"]
 
 _ACCEPTED_SHAPES = (
     "(N, H, W), (N, 1, H, W) for grayscale, (N, 3, H, W) or (N, 4, H, W) for RGB(A), "
@@ -46,6 +48,82 @@ def _normal_z(level: float) -> float:
     return float(norm.ppf(1.0 - float(level) / 2.0))
 
 
+def rank_order(values: Any, indices: Any) -> np.ndarray:
+    """Positions of the points with a finite value, in rank order (rank 1 first).
+
+    The one tie rule of every display: rank 1 is the highest value, and equal values are
+    ranked by data index, the lower index first, so ranks are ordinal (no two points share
+    one) and do not depend on how the result happens to be ordered. Points whose value is
+    not finite have no rank and are left out. "Low to high" is the exact reverse of this
+    order, so a point keeps its rank whichever way a view lists the points.
+
+    Args:
+        values: The values, one per point.
+        indices: The data index of each point (distinct, as in a ``ValuationResult``).
+
+    Returns:
+        Integer positions into ``values``, highest value first.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    indices = np.asarray(indices)
+    finite = np.flatnonzero(np.isfinite(values))
+    # lexsort sorts by the last key first: value descending, then index ascending
+    return finite[np.lexsort((indices[finite], -values[finite]))]
+
+
+_GENERIC_FAMILIES = ("serif", "sans-serif", "cursive", "fantasy", "monospace")
+
+
+@lru_cache(maxsize=8)
+def _drawable(families: tuple[str, ...]) -> frozenset[int]:
+    """Code points that the fonts of ``families`` have glyphs for (matplotlib falls back
+    from one family of the list to the next, so their union is what can be drawn)."""
+    from matplotlib import font_manager
+
+    codes: set[int] = set()
+    for family in families:
+        try:
+            path = font_manager.findfont(font_manager.FontProperties(family=family),
+                                         fallback_to_default=False)
+        except ValueError:  # not installed
+            continue
+        codes.update(font_manager.get_font(path).get_charmap())
+    return frozenset(codes)
+
+
+def plain_text(text: Any) -> str:
+    """``text`` as a string that matplotlib draws literally, character for character.
+
+    Give it to a matplotlib ``Text`` together with ``parse_math=False`` (so ``$`` never
+    starts mathtext: a name such as ``img_$1_$2.png`` would otherwise be parsed as a formula,
+    and fail). Characters that no configured font can draw (emoji, mostly) would come out as
+    empty boxes with a warning; they are written as their Unicode name instead, e.g.
+    ``[dog face]``, and invisible format characters that cannot be drawn (zero-width
+    joiners, variation selectors, skin-tone modifiers) are dropped. Newlines stay; other
+    control characters become spaces.
+    """
+    from matplotlib import rcParams
+
+    families: list[str] = []
+    for family in rcParams["font.family"]:
+        families.extend(rcParams[f"font.{family}"] if family in _GENERIC_FAMILIES else [family])
+    drawable = _drawable(tuple(families))
+    out = []
+    for ch in str(text):
+        category = unicodedata.category(ch)
+        if ch == "\n" or category in ("Zl", "Zp"):
+            out.append("\n")
+        elif category == "Cc":
+            out.append(" ")
+        elif ord(ch) in drawable:
+            out.append(ch)
+        elif category in ("Mn", "Me", "Cf", "Sk"):
+            continue
+        else:
+            out.append(f"[{unicodedata.name(ch, f'U+{ord(ch):04X}').lower()}]")
+    return "".join(out)
+
+
 def plot_result_errors(
     result: ValuationResult,
     level: float = 0.05,
@@ -61,7 +139,8 @@ def plot_result_errors(
     is ``z * stderr`` with ``z = norm.ppf(1 - level / 2)`` (1.96 for the default 95%).
 
     Points are drawn in the order of ``result`` (sort or slice it first, e.g.
-    ``result.sort()[:10]``), with ``result.names`` as x tick labels.
+    ``result.sort()[:10]``), with ``result.names`` as x tick labels. Every text is drawn as
+    it is (see :func:`plain_text`): a ``$`` in a name is a dollar sign, not mathtext.
 
     Args:
         result: A ``ValuationResult`` (anything with ``values``, ``stderr`` and ``names``).
@@ -94,15 +173,16 @@ def plot_result_errors(
         yerr=z * stderr,
         fmt="o",
         capsize=3,
-        label=f"value ± {100 * (1 - level):g}% CI",
+        label=f"value ± {_percent(level)} CI",
     )
-    ax.set_xticks(positions, labels=names, rotation=60, ha="right", rotation_mode="anchor")
+    ax.set_xticks(positions, labels=[plain_text(n) for n in names], rotation=60, ha="right",
+                  rotation_mode="anchor", parse_math=False)
     if title is not None:
-        ax.set_title(title)
+        ax.set_title(plain_text(title), parse_math=False)
     if xlabel is not None:
-        ax.set_xlabel(xlabel)
+        ax.set_xlabel(plain_text(xlabel), parse_math=False)
     if ylabel is not None:
-        ax.set_ylabel(ylabel)
+        ax.set_ylabel(plain_text(ylabel), parse_math=False)
     return ax
 
 
@@ -169,12 +249,17 @@ def plot_image_grid(
     ncols: int | None = None,
     fig: FigureBase | None = None,
     title: str | None = None,
+    level: float = 0.05,
+    order: Literal["extreme", "rank"] = "extreme",
 ) -> FigureBase:
     """Show the images of the ``k`` lowest (``"bottom"``) or highest (``"top"``) valued points.
 
     Looking at the extremes is how one finds mislabelled or atypical training points (low
-    values) and the most helpful ones (high values). Under each image: its label, and its value
-    ± standard error, so that the ranking is read with its uncertainty.
+    values) and the most helpful ones (high values). Under each image: its rank, its label,
+    and its value ± the half-width of its normal ``(1 - level)`` confidence interval (95% by
+    default, as in :func:`plot_result_errors`), so that the ranking is read with its
+    uncertainty. Ranks follow :func:`rank_order` over the whole ``result`` (1 = highest,
+    ties by data index); points without a finite value have no rank and are not shown.
 
     Args:
         result: A ``ValuationResult`` (``values``, ``stderr``, ``indices``, ``names``); its
@@ -182,23 +267,29 @@ def plot_image_grid(
         dataset: The training ``Dataset`` that was valued. Its ``x`` must be images, see
             the error message for the shapes accepted; torch tensors are moved to the cpu.
         k: How many points to show (all of them if ``result`` has fewer).
-        which: ``"bottom"`` for the lowest values (ascending), ``"top"`` for the highest
-            (descending).
+        which: ``"bottom"`` for the lowest values, ``"top"`` for the highest.
         ncols: Images per row; at most 5 by default.
         fig: Figure (or SubFigure) to draw into; a new pyplot figure when None.
-        title: Figure title; by default says which points are shown.
+        title: Figure title; by default says which points are shown and what ± means.
+        level: Significance level of the intervals, strictly between 0 and 1.
+        order: ``"extreme"``: the most extreme point first (the lowest for ``"bottom"``,
+            the highest for ``"top"``); ``"rank"``: by rank, highest first, in both cases
+            (as the result's own display lists them).
 
     Returns:
         The figure drawn into.
     """
     if which not in ("bottom", "top"):
         raise DvlValueError(f'which must be "bottom" or "top", got {which!r}')
+    if order not in ("extreme", "rank"):
+        raise DvlValueError(f'order must be "extreme" or "rank", got {order!r}')
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
         raise DvlValueError(f"k must be an integer >= 1, got {k!r}")
     if ncols is not None and (
         isinstance(ncols, bool) or not isinstance(ncols, (int, np.integer)) or ncols < 1
     ):
         raise DvlValueError(f"ncols must be an integer >= 1 or None, got {ncols!r}")
+    z = _normal_z(level)
 
     values = np.asarray(result.values, dtype=np.float64)
     stderr = np.asarray(result.stderr, dtype=np.float64)
@@ -206,10 +297,19 @@ def plot_image_grid(
     names = np.asarray(result.names)
     if len(values) == 0:
         raise DvlValueError("result is empty: there are no points to show")
+    ranked = rank_order(values, indices)
+    if len(ranked) == 0:
+        raise DvlValueError("result has no finite values: there are no ranked points to show")
+    rank = np.zeros(len(values), dtype=np.int64)
+    rank[ranked] = np.arange(1, len(ranked) + 1)
 
-    # Stable sorts, so ties keep the result's order; NaNs go last in both directions.
-    order = np.argsort(values if which == "bottom" else -values, kind="stable")
-    chosen = order[: int(k)]
+    k = min(int(k), len(ranked))
+    if which == "top":
+        chosen = ranked[:k]
+    else:
+        chosen = ranked[len(ranked) - k:]
+        if order == "extreme":
+            chosen = chosen[::-1]
     n = len(chosen)
 
     x, y = dataset.data(_positions_of(dataset, indices[chosen]))
@@ -252,15 +352,22 @@ def plot_image_grid(
         ax.imshow(images[i], interpolation="nearest", **imshow_kw)
         ax.set_xticks([])
         ax.set_yticks([])
-        ax.set_title(str(names[pos]), fontsize="small")
-        label = "" if labels is None else f"label {labels[i]}\n"
-        ax.set_xlabel(f"{label}{values[pos]:.3g} ± {stderr[pos]:.2g}", fontsize="small")
+        ax.set_title(plain_text(names[pos]), fontsize="small", parse_math=False)
+        label = "" if labels is None else f" · label {plain_text(labels[i])}"
+        ax.set_xlabel(f"#{rank[pos]:,}{label}\n{values[pos]:.3g} ± {z * stderr[pos]:.2g}",
+                      fontsize="small", parse_math=False)
 
     if title is None:
-        title = f"{n} {'lowest' if which == 'bottom' else 'highest'} valued points"
+        title = (f"{n} {'lowest' if which == 'bottom' else 'highest'} valued points "
+                 f"(value ± {_percent(level)} CI)")
     if title:
-        fig.suptitle(title)
+        fig.suptitle(plain_text(title), parse_math=False)
     return fig
+
+
+def _percent(level: float) -> str:
+    """The confidence of a significance level, as people write it: 0.05 -> "95%"."""
+    return f"{100 * (1 - float(level)):g}%"
 
 
 def figure_to_png(fig: Figure | FigureBase, dpi: int = 100) -> bytes:
@@ -338,11 +445,16 @@ def plot_removal_curve(
             ax.fill_between(x, low, high, color=line.get_color(), alpha=0.2, linewidth=0)
     n_seeds = getattr(curve, "n_seeds", None)
     band = f", 95% interval over {n_seeds} seeds" if n_seeds and n_seeds > 1 else ""
-    ax.legend(title=f"mean{band}", fontsize="small", title_fontsize="small")
-    ax.set_xlabel(xlabel if xlabel is not None else "fraction of training points removed")
-    ax.set_ylabel(ylabel if ylabel is not None else str(getattr(curve, "score_name", "score")))
+    legend = ax.legend(title=f"mean{band}", fontsize="small", title_fontsize="small")
+    for text in legend.get_texts():  # strategy names as they are (see plain_text)
+        text.set_text(plain_text(text.get_text()))
+        text.set_parse_math(False)
+    ax.set_xlabel(plain_text(xlabel if xlabel is not None else
+                             "fraction of training points removed"), parse_math=False)
+    ax.set_ylabel(plain_text(ylabel if ylabel is not None else
+                             str(getattr(curve, "score_name", "score"))), parse_math=False)
     if title is not None:
-        ax.set_title(title)
+        ax.set_title(plain_text(title), parse_math=False)
     return ax
 
 

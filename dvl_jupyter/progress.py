@@ -132,9 +132,11 @@ def run_record(result: ValuationResult, stats: RunStats) -> dict[str, str]:
     if stats.path:
         lines.append(f"path: {stats.path}")
     if np.isfinite(stats.reliability):
-        lines.append(f"reliability of the ranking: {reliability_text(stats)}; "
-                     f"{stats.distinguishable:,} of {len(result):,} values distinguishable "
-                     "from zero")
+        line = f"reliability of the ranking: {reliability_text(stats)}"
+        distinct = result.meta.get("distinguishable")
+        if isinstance(distinct, int):
+            line += f"; {distinct:,} of {len(result):,} values distinguishable from zero"
+        lines.append(line)
     text = head + "\n" + "\n".join(f"  {line}" for line in lines)
     color = {"success": "#2e7d32", "warning": "#b26a00", "danger": "#b00020"}[end.style]
     rows = "".join(f"<div>{html.escape(line)}</div>" for line in lines)

@@ -136,9 +136,22 @@ class ValuationRunner:
                 u.validate()
             return u
 
-        self.valuation = build_method(c, utility, self.callbacks)
+        self.valuation = build_method(c, utility, self.cache, self.callbacks)
         self.valuation.validate()
         return self.valuation
+
+    def settings(self) -> dict[str, Any]:
+        """The run's settings as the method resolved them (its defaults filled in), for run
+        records and the result's metadata."""
+        out = self.config.settings()
+        method = self.valuation
+        if method is not None:
+            out["algorithm"] = method.algorithm
+            is_done = getattr(method, "is_done", None)
+            out["stopping"] = None if is_done is None else str(is_done)
+            truncation = getattr(method, "truncation", None)
+            out["truncation"] = None if not hasattr(method, "truncation") else repr(truncation)
+        return out
 
     # -- running -------------------------------------------------------------------------------
     def _record_start(self) -> bool:
@@ -146,7 +159,7 @@ class ValuationRunner:
         if self.cache is None:
             return False
         try:
-            self.run_id = self.cache.runs.start(self.config.settings(), self.config.seed)
+            self.run_id = self.cache.runs.start(self.settings(), self.config.seed)
             return True
         except Exception as exc:  # noqa: BLE001 - bookkeeping must never stop a run
             import warnings
@@ -216,7 +229,7 @@ class ValuationRunner:
                 self.result = None
             if self.result is not None:
                 self.result.meta["run_id"] = self.run_id
-                self.result.meta["settings"] = self.config.settings()
+                self.result.meta["settings"] = self.settings()
                 self.result.display_data = train
             if recorded:  # a failed run is recorded as failed, not left "running"
                 try:

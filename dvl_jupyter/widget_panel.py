@@ -23,12 +23,16 @@ import math
 import threading
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from dvl_jupyter.config import check_output_name
+from dvl_jupyter.method_choice import METHODS
 from dvl_jupyter.progress import ProgressView
 from dvl_jupyter.valuation.cachedir import DEFAULT_CACHE_DIR
 from dvl_jupyter.valuation.dataset import Dataset, as_dataset
 from dvl_jupyter.valuation.ending import RunEnd
 from dvl_jupyter.valuation.exceptions import DvlError
+from dvl_jupyter.valuation.result import ValuationResult
 from dvl_jupyter.valuation.utils import is_image_data, is_skorch_net
 
 if TYPE_CHECKING:
@@ -36,7 +40,6 @@ if TYPE_CHECKING:
 
     from dvl_jupyter.config import RunConfig
     from dvl_jupyter.runner import ValuationRunner
-    from dvl_jupyter.valuation.result import ValuationResult
 
 __all__ = ["PanelInputError", "ShapleyPanel", "find_datasets", "find_estimators", "panel"]
 
@@ -54,6 +57,9 @@ SCORING_CHOICES = (
 )
 
 _LEVELS = (("90%", 0.10), ("95%", 0.05), ("99%", 0.01))
+#: What a viewer without widgets reads where the panel was.
+PANEL_WHAT = ("a form that runs a valuation of the notebook's model and data (a live widget: "
+              "run this cell in a kernel to use it).")
 _DESC = {"description_width": "110px"}
 
 
@@ -113,6 +119,20 @@ def _user_namespace() -> dict[str, Any]:
     return vars(__main__)
 
 
+def _default_jobs() -> int:
+    """The magic's ``%config ShapleyMagics.jobs`` when the extension is loaded, else 1: the
+    panel and the magic start from the same defaults."""
+    try:
+        from IPython import get_ipython
+    except ImportError:  # pragma: no cover - IPython is a dependency
+        return 1
+    shell = get_ipython()
+    for c in getattr(shell, "configurables", ()):
+        if type(c).__name__ == "ShapleyMagics":
+            return int(c.jobs)
+    return 1
+
+
 def _short(exc: BaseException) -> str:
     """One line for the panel: our errors speak for themselves, others say what they are."""
     lines = str(exc).strip().splitlines()
@@ -167,6 +187,11 @@ class ShapleyPanel:
                                        tooltip="List the notebook's models and datasets again")
         self.refresh_button.on_click(self.refresh)
         # how
+        self.method = w.Dropdown(options=[(f"{e.algorithm} ({n})", n) for n, e in METHODS.items()],
+                                 value="tmc", description="method", style=_DESC,
+                                 layout=w.Layout(width="340px"))
+        self.method_note = w.Label("")
+        self.method.observe(self._on_method, names="value")
         self.scoring = w.Combobox(value="accuracy", options=SCORING_CHOICES,
                                   ensure_option=False, description="scoring", style=_DESC,
                                   placeholder="empty: model.score")
@@ -182,7 +207,7 @@ class ShapleyPanel:
         self.max_time = w.BoundedFloatText(value=0.0, min=0.0, max=1e9,
                                            description="MaxTime (s)", style=_DESC,
                                            tooltip="0: no time limit")
-        self.jobs = w.IntText(value=1, description="jobs", style=_DESC)
+        self.jobs = w.IntText(value=_default_jobs(), description="jobs", style=_DESC)
         self.seed = w.Text(value="", description="seed", placeholder="empty: random",
                            style=_DESC)
         self.cache = w.Checkbox(value=True, description="cache", indent=False)
@@ -206,30 +231,44 @@ class ShapleyPanel:
                                 style=_DESC, layout=w.Layout(width="200px"))
         for control in (self.k, self.which, self.level):
             control.observe(self._on_view_change, names="value")
+        # the magic's own display (the interactive chart where the renderer is installed)
+        self.chart = w.Output()
         self.plot = w.Image(format="png")
         self.grid = w.Image(format="png")
         self.grid_note = w.Label("")
         self.table = w.HTML("")
-        self.tabs = w.Tab(children=[self.plot, w.VBox([self.grid_note, self.grid]), self.table])
-        self.tabs.titles = ("Plot", "Images", "Table")
+        self.tabs = w.Tab(children=[self.chart, self.plot, w.VBox([self.grid_note, self.grid]),
+                                    self.table])
+        self.tabs.titles = ("Chart", "Plot", "Images", "Table")
         self.results_box = w.VBox([w.HBox([self.k, self.which, self.level]), self.tabs],
                                   layout=w.Layout(display="none"))
 
+        self.truncation_row = w.HBox([self.truncation, self.rtol, self.burn_in])
+        self.stopping_row = w.HBox([self.min_updates, self.max_time])
         self.widget = w.VBox([
             w.HBox([self.model_dropdown, self.refresh_button]),
             w.HBox([self.train_dropdown, self.test_dropdown]),
+            w.HBox([self.method, self.method_note]),
             w.HBox([self.scoring, self.jobs, self.seed]),
-            w.HBox([self.truncation, self.rtol, self.burn_in]),
-            w.HBox([self.min_updates, self.max_time]),
+            self.truncation_row,
+            self.stopping_row,
             w.HBox([self.cache, self.cache_dir, self.out_name]),
-            w.HBox([self.run_button, self.stop_button, self.message]),
+            w.HBox([self.run_button, self.stop_button]),
+            self.message,  # its own line, so a long message is not clipped by the buttons
             self.progress_box,
             self.results_box,
         ])
         self.refresh()
+        self._on_method({"new": self.method.value})
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
-        return self.widget._repr_mimebundle_(**kwargs)
+        """The live widget, with words instead of ``VBox(children=...)`` for the viewers that
+        cannot show widgets (nbconvert's HTML, GitHub, an untrusted copy)."""
+        bundle = self.widget._repr_mimebundle_(**kwargs)
+        if isinstance(bundle, dict):
+            bundle["text/plain"] = f"dvl_jupyter panel: {PANEL_WHAT}"
+            bundle["text/html"] = f"<p><b>dvl_jupyter panel</b>: {html.escape(PANEL_WHAT)}</p>"
+        return bundle
 
     # -- the form -------------------------------------------------------------------------------
     def refresh(self, _button: Any = None) -> None:
@@ -261,6 +300,14 @@ class ShapleyPanel:
         else:
             dropdown.value = None
 
+    def _on_method(self, change: dict[str, Any]) -> None:
+        """Show the settings the chosen method reads, and hide the others."""
+        entry = METHODS[change["new"]]
+        self.truncation_row.layout.display = None if "truncation" in entry.uses else "none"
+        self.stopping_row.layout.display = None if "stopping" in entry.uses else "none"
+        self.scoring.layout.display = None if "scoring" in entry.uses else "none"
+        self.method_note.value = entry.summary
+
     def _on_truncation(self, change: dict[str, Any]) -> None:
         off = change["new"] == "none"
         self.rtol.disabled = off
@@ -290,6 +337,11 @@ class ShapleyPanel:
         out = self.out_name.value.strip()
         if out:
             check_output_name(out, "'store as'")
+            held = self.namespace.get(out)
+            if held is not None and not isinstance(held, ValuationResult):
+                raise PanelInputError(
+                    f"'store as' would overwrite the variable {out!r} (a "
+                    f"{type(held).__name__}); choose another name, or empty it.")
         cache_dir = self.cache_dir.value.strip()
         if self.cache.value and not cache_dir:
             raise PanelInputError("Give a cache directory, or untick 'cache'.")
@@ -298,13 +350,15 @@ class ShapleyPanel:
             stopping = stopping | MaxTime(self.max_time.value)
         truncation = (NoTruncation() if self.truncation.value == "none"
                       else RelativeTruncation(self.rtol.value, self.burn_in.value))
+        uses = METHODS[self.method.value].uses
         return RunConfig(
             model=model,
             train=train,
             test=test,
-            scoring=self.scoring.value.strip() or None,
-            truncation=truncation,
-            stopping=stopping,
+            method=self.method.value,
+            scoring=(self.scoring.value.strip() or None) if "scoring" in uses else "accuracy",
+            truncation=truncation if "truncation" in uses else None,
+            stopping=stopping if "stopping" in uses else None,
             jobs=self.jobs.value,
             cache=cache_dir if self.cache.value else None,
             seed=seed,
@@ -395,9 +449,12 @@ class ShapleyPanel:
             self.result = result
             self._show(result)
             text += f" ({merged} permutations done are shown, not stored)"
+        else:  # the previous run's values would read as this one's
+            self.results_box.layout.display = "none"
         self._say(text, error=True)
 
     def _show(self, result: ValuationResult) -> None:
+        self._show_chart(result)
         n = len(result)
         self._quiet = True  # one render below, not one per control change
         try:
@@ -408,21 +465,41 @@ class ShapleyPanel:
         self._render_results()
         self.results_box.layout.display = None
 
+    def _show_chart(self, result: ValuationResult) -> None:
+        """The magic's display of the result, in the Chart tab (an Output widget's outputs can
+        be set from any thread, unlike its capture)."""
+        import base64
+
+        from dvl_jupyter.display import mimebundle
+
+        data = {mime: base64.b64encode(v).decode("ascii") if isinstance(v, bytes) else v
+                for mime, v in mimebundle(result).items()}
+        self.chart.outputs = ({"output_type": "display_data", "data": data, "metadata": {}},)
+
     # -- results --------------------------------------------------------------------------------
     def _on_view_change(self, _change: dict[str, Any]) -> None:
         if self.result is not None and not self._quiet:
             self._render_results()
 
-    def _selection(self) -> ValuationResult:
+    def _selection(self) -> tuple[ValuationResult, np.ndarray]:
+        """The k highest or lowest points, in rank order, and their ranks (rank 1 = the
+        highest value, ties by data index: the rule of every display)."""
+        from dvl_jupyter.plots import rank_order
+
         assert self.result is not None
-        return self.result.sort(reverse=self.which.value == "top")[: self.k.value]
+        order = rank_order(self.result.values, self.result.indices)
+        ranks = np.arange(1, len(order) + 1)
+        k = self.k.value
+        chosen = slice(0, k) if self.which.value == "top" else slice(max(0, len(order) - k),
+                                                                     len(order))
+        return self.result[order[chosen]], ranks[chosen]
 
     def _render_results(self) -> None:
         """Fill the three tabs from :attr:`result` and the k / which / level controls."""
         with self._render_lock:
-            chosen = self._selection()
+            chosen, ranks = self._selection()
             self.plot.value = self._plot_png(chosen)
-            self.table.value = self._table_html(chosen)
+            self.table.value = self._table_html(chosen, ranks)
             self._render_grid()
 
     def _plot_png(self, chosen: ValuationResult) -> bytes:
@@ -457,17 +534,18 @@ class ShapleyPanel:
         self.grid_note.value = ""
         self.grid.layout.display = None
 
-    def _table_html(self, chosen: ValuationResult) -> str:
+    def _table_html(self, chosen: ValuationResult, ranks: np.ndarray) -> str:
         """A static table; every string is escaped (names come from the user's data)."""
         from scipy.stats import norm
 
         z = float(norm.ppf(1.0 - self.level.value / 2.0))
         pct = f"{100 * (1 - self.level.value):g}%"
-        head = ["rank", "index", "name", "value", f"± {pct} CI", "stderr", "samples"]
+        head = ["rank", "index", "name", "value", f"± {pct} CI", "stderr", "updates"]
         rows = []
-        columns = (chosen.indices, chosen.names, chosen.values, chosen.stderr, chosen.counts)
-        for rank, (i, name, v, se, c) in enumerate(zip(*columns, strict=True), start=1):
-            cells = [str(rank), str(int(i)), str(name), f"{v:.4g}", f"{z * se:.3g}",
+        columns = (ranks, chosen.indices, chosen.names, chosen.values, chosen.stderr,
+                   chosen.counts)
+        for rank, i, name, v, se, c in zip(*columns, strict=True):
+            cells = [f"{int(rank):,}", str(int(i)), str(name), f"{v:.4g}", f"{z * se:.3g}",
                      f"{se:.3g}", str(int(c))]
             rows.append("<tr>" + "".join(f"<td>{html.escape(x)}</td>" for x in cells)
                         + "</tr>")

@@ -114,7 +114,9 @@ def test_cell_magic_stores_and_displays_the_result(ip, cache):
     assert isinstance(result, ValuationResult) and len(result) == 30
     assert result.meta["ended"] == "done" and result.meta["settings"]["seed"] == 1
     (bundle,) = bundles(cap)
-    assert {MIME_TYPE, "image/png", "text/html", "text/plain"} <= set(bundle)
+    # the picture is stored once, inside the HTML (see dvl_jupyter.display)
+    assert {MIME_TYPE, "text/html", "text/plain"} <= set(bundle)
+    assert 'class="dvl-png"' in bundle["text/html"]
     jsonschema.validate(bundle[MIME_TYPE], load_schema())
     assert bundle[MIME_TYPE]["labels"] is not None  # the training data went along
 

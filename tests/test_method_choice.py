@@ -125,3 +125,28 @@ def test_the_magic_takes_a_method_and_the_valuation_alias(ip):
                       "train, test = train, test\nmethod = 'knn'\ntruncation = NoTruncation()\n")
     assert isinstance(res.error_in_exec, UsageError)
     assert str(res.error_in_exec).startswith("KNN-Shapley does not use truncation")
+
+
+def test_data_oob_and_loo_by_short_name():
+    from dvl_jupyter.valuation import DataOOBValuation, LOOValuation
+
+    oob = built(method="data-oob")
+    assert isinstance(oob, DataOOBValuation) and oob.n_estimators == 100
+    assert built(method="data-oob(7)").n_estimators == 7
+    with pytest.raises(DvlParameterError, match="data-oob takes the number of bags"):
+        parse_method("data-oob(many)")
+    with pytest.raises(ValueError, match="^Data-OOB does not use stopping"):
+        built(method="data-oob", stopping=MinUpdates(3))
+    result = ValuationRunner(config(method="data-oob(40)", seed=0)).run()
+    assert result.algorithm == "Data-OOB" and result.meta["n_estimators"] == 40
+    loo = ValuationRunner(config(method="loo")).run()
+    assert loo.algorithm == "Leave-One-Out" and isinstance(loo, type(result))
+    assert isinstance(built(method="loo"), LOOValuation)
+
+
+def test_a_data_oob_object_gets_the_runs_model_test_data_and_cache(tmp_path):
+    from dvl_jupyter.valuation import DataOOBValuation
+
+    method = built(method=DataOOBValuation(n_estimators=3), cache=str(tmp_path / "c"))
+    assert isinstance(method.model, DecisionTreeClassifier) and method.test_data is not None
+    assert method.cache is not None

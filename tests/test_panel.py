@@ -213,3 +213,28 @@ def test_a_time_limit_ends_a_long_run_as_done(namespace):
     assert p.message.value.startswith("Done at the time limit: values of")
     assert p.progress.ended == "time limit"
     assert p.progress.status_label.value.startswith("Done: time limit reached")
+
+
+def test_the_panel_offers_the_methods_and_shows_only_what_each_reads(namespace):
+    p = ShapleyPanel(namespace)
+    assert {"tmc", "knn"} <= {value for _, value in p.method.options}
+    assert p.truncation_row.layout.display is None and p.stopping_row.layout.display is None
+    p.method.value = "knn"
+    assert p.truncation_row.layout.display == "none" and p.stopping_row.layout.display == "none"
+    assert p.scoring.layout.display == "none" and "KNN-Shapley" in p.method_note.value
+    p = quick(p)
+    p.run_button.click()
+    result = p.wait(timeout=120)
+    assert result is not None and result.algorithm == "KNN-Shapley"
+    # the Chart tab holds the magic's own display of the result
+    (output,) = p.chart.outputs
+    assert "application/vnd.dvl-jupyter.valuation.v1+json" in output["data"]
+    assert p.tabs.titles[0] == "Chart"
+
+
+def test_the_panel_does_not_overwrite_a_variable_that_is_not_a_result(namespace):
+    namespace["result"] = "my notes"
+    p = quick(ShapleyPanel(namespace))
+    p.run_button.click()
+    assert "'store as' would overwrite the variable 'result' (a str)" in p.message.value
+    assert p.runner is None and namespace["result"] == "my notes"

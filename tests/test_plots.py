@@ -12,7 +12,13 @@ import torch
 from matplotlib.container import ErrorbarContainer
 from matplotlib.figure import Figure
 
-from dvl_jupyter.plots import figure_to_png, plot_image_grid, plot_result_errors
+from dvl_jupyter.plots import (
+    figure_to_png,
+    plain_text,
+    plot_image_grid,
+    plot_result_errors,
+    rank_order,
+)
 from dvl_jupyter.valuation.dataset import Dataset
 
 Z_90 = 1.6448536269514722  # norm.ppf(0.95), written out so a wrong quantile fails the test
@@ -131,11 +137,18 @@ def _image_axes(fig) -> list:
     return [ax for ax in fig.axes if ax.images]
 
 
-@pytest.mark.parametrize(("which", "expected"), [("bottom", [4, 1, 2]), ("top", [3, 0, 5])])
-def test_grid_shows_k_extreme_points_with_label_and_value(which, expected):
+# ranks of _grid_result: 1 = position 3 (0.5), 2 = 0, 3 = 5, 4 = 2, 5 = 1, 6 = 4 (-0.4)
+RANK = {3: 1, 0: 2, 5: 3, 2: 4, 1: 5, 4: 6}
+
+
+@pytest.mark.parametrize(("which", "order", "expected"), [
+    ("bottom", "extreme", [4, 1, 2]), ("top", "extreme", [3, 0, 5]),
+    ("bottom", "rank", [2, 1, 4]), ("top", "rank", [3, 0, 5]),
+])
+def test_grid_shows_k_extreme_points_with_rank_label_and_interval(which, order, expected):
     x = _images()[:, None]  # (N, 1, 8, 8)
     result = _grid_result()
-    fig = plot_image_grid(result, _grid_dataset(x), k=3, which=which, fig=Figure())
+    fig = plot_image_grid(result, _grid_dataset(x), k=3, which=which, order=order, fig=Figure())
     axes = _image_axes(fig)
     assert len(axes) == 3
     for ax, pos in zip(axes, expected, strict=True):
@@ -144,9 +157,73 @@ def test_grid_shows_k_extreme_points_with_label_and_value(which, expected):
         assert img.get_cmap().name == "gray"
         assert ax.get_title() == f"img{pos}"
         v, s = result.values[pos], result.stderr[pos]
-        assert ax.get_xlabel() == f"label {pos + 10}\n{v:.3g} ± {s:.2g}"
+        # "±" is the half-width of the 95% interval, as in every view
+        assert ax.get_xlabel() == f"#{RANK[pos]} · label {pos + 10}\n{v:.3g} ± {Z_95 * s:.2g}"
     word = "lowest" if which == "bottom" else "highest"
-    assert fig._suptitle.get_text() == f"3 {word} valued points"
+    assert fig._suptitle.get_text() == f"3 {word} valued points (value ± 95% CI)"
+
+
+def test_grid_intervals_follow_the_level():
+    result = _grid_result()
+    fig = plot_image_grid(result, _grid_dataset(_images()), k=1, which="top", level=0.1,
+                          fig=Figure())
+    (ax,) = _image_axes(fig)
+    assert ax.get_xlabel().endswith(f"0.5 ± {Z_90 * 0.04:.2g}")
+    assert fig._suptitle.get_text() == "1 highest valued points (value ± 90% CI)"
+
+
+def test_grid_ties_follow_the_rank_rule_and_skip_missing_values():
+    # positions 0..5 hold data indices 5..0: the tie at 0.2 goes to the lower index
+    values = [0.2, 0.2, np.nan, 0.2, -0.1, 0.0]
+    result = FakeResult(values=values, stderr=[0.0] * 6, indices=np.arange(5, -1, -1))
+    x = _images()
+    ds = _grid_dataset(x)
+    top = plot_image_grid(result, ds, k=3, which="top", fig=Figure())
+    assert [ax.get_title() for ax in _image_axes(top)] == ["p2", "p4", "p5"]
+    np.testing.assert_array_equal(_image_axes(top)[0].images[0].get_array(), x[2])
+    bottom = plot_image_grid(result, ds, k=6, which="bottom", fig=Figure())
+    # 5 ranked points (the NaN is not ranked), lowest first: the exact reverse
+    assert [ax.get_title() for ax in _image_axes(bottom)] == ["p1", "p0", "p5", "p4", "p2"]
+    nothing = FakeResult(values=[np.nan], stderr=[0.0])
+    with pytest.raises(ValueError, match="no finite values"):
+        plot_image_grid(nothing, ds, fig=Figure())
+
+
+def test_rank_order_is_highest_first_ties_by_index():
+    values = np.array([0.1, 0.3, 0.1, np.nan, 0.3, -np.inf])
+    indices = np.array([9, 4, 2, 1, 7, 0])
+    np.testing.assert_array_equal(rank_order(values, indices), [1, 4, 2, 0])
+    np.testing.assert_array_equal(rank_order([], []), [])
+
+
+@pytest.mark.parametrize(("text", "drawn"), [
+    ("img_$1_$2.png", "img_$1_$2.png"),
+    ("$x^2$", "$x^2$"),
+    ("a < b & c", "a < b & c"),
+    ("two\nlines", "two\nlines"),
+    ("tab\there", "tab here"),
+    ("dog 🐶", "dog [dog face]"),
+    ("thumbs 👍🏽", "thumbs [thumbs up sign]"),  # the skin tone modifier is dropped
+    ("smile 😀", "smile 😀"),  # DejaVu Sans has this one
+])
+def test_plain_text_is_what_the_fonts_can_draw(text, drawn):
+    assert plain_text(text) == drawn
+
+
+def test_names_with_dollars_and_emoji_plot_literally_without_warnings():
+    import warnings
+
+    result = FakeResult(values=[0.1, 0.2, 0.3], stderr=[0.01] * 3,
+                        names=np.array(["img_$1_$2.png", "🐶 <&>", "a\nb"]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ax = plot_result_errors(result, ax=Figure().subplots(), title="$title$",
+                                ylabel="TMC-$hapley value")
+        figure_to_png(ax.figure, dpi=40)
+    labels = ax.get_xticklabels()
+    assert [t.get_text() for t in labels] == ["img_$1_$2.png", "[dog face] <&>", "a\nb"]
+    assert all(t.get_parse_math() is False for t in [*labels, ax.title, ax.yaxis.label])
+    assert ax.get_title() == "$title$"
 
 
 def test_grid_layout_with_ncols_and_k_larger_than_result():
@@ -187,7 +264,7 @@ def test_grid_uses_data_indices_of_a_sliced_dataset():
     fig = plot_image_grid(result, sliced, k=1, fig=Figure())
     (ax,) = _image_axes(fig)
     np.testing.assert_array_equal(ax.images[0].get_array(), x[3, 0])
-    assert ax.get_xlabel().startswith("label 13\n")
+    assert ax.get_xlabel().startswith("#4 · label 13\n")  # rank 4 of the 4 values
 
     stray = FakeResult(values=[0.1], stderr=[0.0], indices=np.array([0]))
     with pytest.raises(ValueError, match=r"result indices \[0\] are not among"):
@@ -317,3 +394,23 @@ def test_plot_removal_curve_refuses_what_is_not_a_curve():
 
     with pytest.raises(DvlTypeError, match=r"^curve must be a RemovalCurve"):
         plot_removal_curve(_result4())
+
+
+def test_removal_curve_labels_are_drawn_literally():
+    import warnings
+    from types import SimpleNamespace
+
+    curve = SimpleNamespace(strategies=("lowest", "$weird$"), fractions=[0.0, 0.5],
+                            mean={"lowest": [0.9, 0.8], "$weird$": [0.9, 0.7]},
+                            low={"lowest": [0.85, 0.75], "$weird$": [0.85, 0.65]},
+                            high={"lowest": [0.95, 0.85], "$weird$": [0.95, 0.75]},
+                            n_seeds=2, score_name="acc_$1$")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ax = plot_removal_curve(curve, ax=Figure().subplots(), title="img_$1_$2 🐶")
+        figure_to_png(ax.figure, dpi=40)
+    assert ax.get_ylabel() == "acc_$1$" and ax.yaxis.label.get_parse_math() is False
+    assert ax.get_title() == "img_$1_$2 [dog face]"
+    texts = ax.get_legend().get_texts()
+    assert "$weird$" in [t.get_text() for t in texts]
+    assert all(t.get_parse_math() is False for t in texts)

@@ -7,6 +7,7 @@ ipywidgets; the notebook side lives one package up.
 
 from .cachedir import CacheDirectory
 from .callbacks import RunStats, TqdmProgress, ValuationCallback
+from .comparison import MethodComparison, compare
 from .dataset import Dataset, RawData
 from .driver import FailedFitsWarning
 from .ending import RunEnd
@@ -26,7 +27,9 @@ from .exceptions import (
     UserCodeError,
 )
 from .methods import (
+    DataOOBValuation,
     KNNShapleyValuation,
+    LOOValuation,
     TMCShapleyValuation,
     UtilityValuation,
     ValuationMethod,
@@ -51,6 +54,7 @@ from .utility import FunctionUtility, ModelUtility, Utility
 __all__ = [
     "AbsoluteStandardError",
     "CacheDirectory",
+    "DataOOBValuation",
     "Dataset",
     "DetectionScores",
     "DvlError",
@@ -64,6 +68,8 @@ __all__ = [
     "FunctionUtility",
     "HistoryDeviation",
     "KNNShapleyValuation",
+    "LOOValuation",
+    "MethodComparison",
     "MaxChecks",
     "MaxTime",
     "MaxUpdates",
@@ -91,6 +97,7 @@ __all__ = [
     "ValuationCallback",
     "ValuationMethod",
     "ValuationResult",
+    "compare",
     "detection_scores",
     "flip_labels",
     "removal_curve",

@@ -381,11 +381,13 @@ class UtilityCache:
         """Counters since this object was made: ``hits``, ``misses``, ``writes``."""
         return dict(self._stats)
 
-    def get_many(self, fingerprint: str, subsets: Sequence[Any]) -> list[float | None]:
+    def get_many(self, fingerprint: str, subsets: Sequence[Any],
+                 width: int | None = None) -> list[Any]:
         """Cached values of ``u(S)`` for each subset, None where not cached.
 
         The order of the points within a subset does not matter. A row that is not a number
-        (tampered with) is a miss, reported once with a :class:`CacheWarning`.
+        (tampered with) is a miss, reported once with a :class:`CacheWarning`. With ``width``,
+        the values are vectors of that length (float64 arrays; see :meth:`set_many`).
         """
         keys = [cache_key(fingerprint, s) for s in subsets]
         out: list[float | None] = [None] * len(keys)
@@ -394,7 +396,7 @@ class UtilityCache:
             if cache is not None:
                 try:
                     for i, key in enumerate(keys):
-                        out[i] = self._read(cache, key)
+                        out[i] = self._read(cache, key, width)
                 except _STORAGE_ERRORS as exc:
                     self._disable(exc, "reading")
                     out = [None] * len(keys)
@@ -403,7 +405,7 @@ class UtilityCache:
             self._stats["misses"] += len(keys) - hits
         return out
 
-    def _read(self, cache: diskcache.Cache, key: str) -> float | None:
+    def _read(self, cache: diskcache.Cache, key: str, width: int | None = None) -> Any:
         try:
             value = cache.get(key, default=None)
         except UnsafeCacheRow as exc:
@@ -411,14 +413,31 @@ class UtilityCache:
             return None
         if value is None:
             return None
+        if width is not None:
+            return self._vector(value, width)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             self._refused(UnsafeCacheRow(
                 f"a cache row holding {type(value).__name__} instead of a number was refused"))
             return None
         return float(value)
 
-    def set_many(self, fingerprint: str, subsets: Sequence[Any], values: Sequence[float]) -> None:
+    def _vector(self, value: Any, width: int) -> np.ndarray | None:
+        """A stored vector row as float64, or None (refused) if it is not ``width`` numbers."""
+        if isinstance(value, list) and len(value) == width and all(
+                type(v) in (int, float) for v in value):
+            return np.asarray(value, dtype=np.float64)
+        self._refused(UnsafeCacheRow(
+            f"a cache row holding {type(value).__name__} instead of {width} numbers was "
+            "refused"))
+        return None
+
+    def set_many(self, fingerprint: str, subsets: Sequence[Any], values: Sequence[Any],
+                 width: int | None = None) -> None:
         """Store ``u(S)`` for each subset, all in one transaction (all or nothing).
+
+        With ``width``, each value is a vector of that length (e.g. a bag model's predictions
+        for every point), stored as JSON text of its numbers (NaN included); the fingerprint
+        of such values must differ from any scalar utility's.
 
         Once the cache is at its ``size_limit``, nothing more is stored (one warning); on a
         storage failure the cache is switched off (one warning). Neither raises.
@@ -429,7 +448,10 @@ class UtilityCache:
                 f"{len(values)} values."
             )
         keys = [cache_key(fingerprint, s) for s in subsets]
-        floats = [float(v) for v in values]
+        if width is None:
+            floats: list[Any] = [float(v) for v in values]
+        else:
+            floats = [np.asarray(v, dtype=np.float64).reshape(width).tolist() for v in values]
         if not keys:
             return
         with self._lock:

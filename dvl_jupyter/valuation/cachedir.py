@@ -123,7 +123,7 @@ class CacheReport:
     damaged: bool = False  # the cache file is damaged (clear repairs it)
     damaged_runs: list[str] = field(default_factory=list)  # run records that cannot be read
 
-    HEAD = ("run id", "started (UTC)", "finished (UTC)", "ended", "model", "points",
+    HEAD = ("run id", "started (UTC)", "finished (UTC)", "ended", "method", "model", "points",
             "stopping", "seed", "evaluations", "cache hits")
 
     def rows(self) -> list[list[str]]:
@@ -136,7 +136,7 @@ class CacheReport:
                 ended = "interrupted"
             out.append([str(v) for v in (
                 run.get("run_id"), _when(run.get("started")), _when(run.get("finished")),
-                ended or run.get("status"), s.get("model"),
+                ended or run.get("status"), s.get("method", "tmc"), s.get("model"),
                 run.get("n_points", s.get("n_train")),
                 s.get("stopping"), run.get("seed"), run.get("evaluations"),
                 run.get("cache_hits"))])

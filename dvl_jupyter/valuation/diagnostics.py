@@ -137,8 +137,9 @@ class Reliability:
 
     #: Split-half reliability, Spearman-Brown corrected, in [-1, 1] (NaN: not yet known).
     reliability: float
-    #: Points whose value differs from zero after the BH correction.
-    distinguishable: int
+    #: Points whose value differs from zero after the BH correction (None: not a question
+    #: for this method, e.g. out-of-bag accuracies, which are never negative).
+    distinguishable: int | None
     #: Points valued.
     n_points: int
     #: Samples (permutations...) behind the figure; each half holds about half of them.
@@ -152,14 +153,16 @@ class Reliability:
 
 
 def reliability(half_a: NDArray[np.float64], half_b: NDArray[np.float64], values: Any,
-                stderr: Any, counts: Any, samples: int) -> Reliability:
-    """The reliability figures of a run from its two halves' values and its whole result."""
+                stderr: Any, counts: Any, samples: int,
+                test_zero: bool = True) -> Reliability:
+    """The reliability figures of a run from its two halves' values and its whole result;
+    ``test_zero=False`` for values whose sign means nothing (accuracies)."""
     r = spearman_brown(spearman(half_a, half_b))
-    return Reliability(r, distinguishable(values, stderr, counts), len(np.asarray(values)),
-                       int(samples))
+    dist = distinguishable(values, stderr, counts) if test_zero else None
+    return Reliability(r, dist, len(np.asarray(values)), int(samples))
 
 
-def advice(rel: Reliability, what: str = "permutations") -> str | None:
+def advice(rel: Reliability, what: str = "permutations", method: str = "") -> str | None:
     """What a user should hear about a ranking, in words; None when it reads as reliable.
 
     Whenever the reliability is below :data:`LOW_RELIABILITY` (or unknown after a run), the
@@ -172,14 +175,17 @@ def advice(rel: Reliability, what: str = "permutations") -> str | None:
         return None
     shown = "unknown" if not math.isfinite(r) else f"{r:.2f}"
     head = (f"The ranking is mostly noise: its split-half reliability is {shown} (two runs "
-            f"like this one would rank the points differently), and {rel.distinguishable:,} "
-            f"of {rel.n_points:,} values are distinguishable from zero.")
+            "like this one would rank the points differently)")
+    if rel.distinguishable is not None:
+        head += (f", and {rel.distinguishable:,} of {rel.n_points:,} values are "
+                 "distinguishable from zero")
     need = samples_for(r, rel.samples)
     more = (f"about {need:,} {what} would reach {TARGET_RELIABILITY:.1f} (now {rel.samples:,})"
             if need is not None else f"many more {what} (now {rel.samples:,})")
-    return (f"{head} To rank the points: {more}; or a method robust to training noise, "
-            "such as Data-OOB or KNN-Shapley, which ask whether a point's label agrees with "
-            "models or neighbours that did not see it.")
+    others = [m for m in ("Data-OOB", "KNN-Shapley") if m != method]
+    return (f"{head}. To rank the points: {more}; or a method robust to training noise, "
+            f"such as {' or '.join(others)}, which ask{'s' if len(others) == 1 else ''} "
+            "whether a point's label agrees with models or neighbours that did not see it.")
 
 
 def training_noise(marginals: NDArray[np.float64], scores: NDArray[np.float64], span: float,
@@ -193,6 +199,9 @@ def training_noise(marginals: NDArray[np.float64], scores: NDArray[np.float64], 
     scale = max(1.0, float(np.max(np.abs(marginals)))) if len(marginals) else 1.0
     if not math.isfinite(marginal_sd) or marginal_sd <= 1e-12 * scale:  # rounding, not noise
         text = f"none: {len(marginals)} seeds gave the same marginal (deterministic training)"
+    elif effect == 0.0:
+        text = (f"one marginal varies by {marginal_sd:.2g} (sd over {len(marginals)} seeds), "
+                "while the whole set scores as the empty one: the noise is all there is")
     else:
         text = (f"one marginal varies by {marginal_sd:.2g} (sd over {len(marginals)} seeds), "
                 f"{ratio:,.0f}x a point's average effect ({effect:.2g})")

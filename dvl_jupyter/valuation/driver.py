@@ -181,14 +181,15 @@ class Run:
 
     # -- how far to trust it --------------------------------------------------------------------
     def record_halves(self, half_a: np.ndarray, half_b: np.ndarray, samples: int,
-                      what: str = "permutations") -> Reliability:
+                      what: str = "permutations", test_zero: bool = True) -> Reliability:
         """The values of the two halves of the samples so far: computes the reliability
         figures (:mod:`~dvl_jupyter.valuation.diagnostics`) into ``stats`` and ``meta``.
-        Methods call it before checking the criterion, which may read them."""
+        Methods call it before checking the criterion, which may read them; ``test_zero``
+        False for values whose sign means nothing (out-of-bag accuracies)."""
         r = self.result
-        rel = reliability(half_a, half_b, r.values, r.stderr, r.counts, samples)
+        rel = reliability(half_a, half_b, r.values, r.stderr, r.counts, samples, test_zero)
         self.stats.reliability = rel.reliability
-        self.stats.distinguishable = rel.distinguishable
+        self.stats.distinguishable = rel.distinguishable or 0
         r.meta.update(reliability=rel.as_dict()["reliability"],
                       distinguishable=rel.distinguishable, reliability_samples=samples)
         self._reliability, self._samples_word = rel, what
@@ -228,7 +229,8 @@ class Run:
         if notes:
             result.meta["notes"] = notes
         if self._reliability is not None:
-            result.meta["advice"] = advice(self._reliability, self._samples_word)
+            result.meta["advice"] = advice(self._reliability, self._samples_word,
+                                           getattr(self.method, "algorithm", ""))
         # Views first: a warning turned into an error must not keep them from finishing.
         for cb in self.callbacks:
             try:

@@ -17,26 +17,39 @@ the worker, is a :class:`~dvl_jupyter.valuation.exceptions.UserCodeError` naming
 function: a plain utility that raises or returns no number, or any failure under
 ``catch_errors=False``. The fast path, when it cannot train a chunk at all, says so in
 ``batch.fallback`` and the driver carries on one fit at a time (``batched="auto"``).
+
+**Vector values.** An evaluator may compute a vector per subset instead of a number: it then
+has a ``width`` (the vector's length) and ``batch.values`` is 2-D, one row per subset; the
+dispatcher (:class:`~dvl_jupyter.valuation.parallel.SubsetEvaluator`) carries the rows
+through the cache and the workers unchanged. :class:`PredictionEvaluator` is one: a model fit
+on a *multiset* of rows (a bootstrap bag, duplicates kept) and its predictions for given
+points, what Data-OOB evaluates per bag.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from .exceptions import DvlError
+from .exceptions import DvlError, DvlValueError
 from .failures import Failure, NotANumber, as_value
 from .fingerprint import digest
+from .seeds import seeded, subset_seed
 from .utility import ModelUtility, Utility
+
+if TYPE_CHECKING:
+    from .dataset import Dataset
 
 __all__ = [
     "EvaluationBatch",
     "Evaluator",
     "FunctionEvaluator",
     "OneByOneEvaluator",
+    "PredictionEvaluator",
+    "encode_predictions",
 ]
 
 
@@ -44,7 +57,7 @@ __all__ = [
 class EvaluationBatch:
     """What a worker sends back: values plus what went wrong, so failures are counted."""
 
-    values: np.ndarray
+    values: np.ndarray  # one value per subset; rows of a 2-D array for a ``width`` evaluator
     n_fits: int = 0  # models actually fitted (the empty set needs none)
     #: Evaluations that failed (an exception, or no finite number) and scored the default.
     n_failed: int = 0
@@ -74,7 +87,12 @@ class EvaluationBatch:
 
 @runtime_checkable
 class Evaluator(Protocol):
-    """Computes utility values of chunks of subsets; what the driver dispatches to workers."""
+    """Computes utility values of chunks of subsets; what the driver dispatches to workers.
+
+    Optional: ``width`` (an int), for evaluators whose values are vectors of that length;
+    ``fallback_evaluator(reason)``, what replaces a fast path that failed mid-run (default:
+    one-by-one fits of its ``utility``).
+    """
 
     #: What users are told about how models are trained ("fast path: 32 models...").
     path: str
@@ -152,4 +170,125 @@ class OneByOneEvaluator:
                     outcome.failure.raise_error(len(utility._bound_data()))
                 batch.failed(outcome.failure)
         batch.n_fits = sum(1 for s in subsets if len(s) > 0)
+        return batch
+
+
+def encode_predictions(pred: Any, n: int, classes: np.ndarray | None) -> np.ndarray:
+    """Predictions for ``n`` points as float64: as they are (numbers), or, with ``classes``
+    (labels that are not numbers), each label's position in ``classes``.
+
+    Raises ``DvlValueError`` for predictions of another shape, or labels not in ``classes``.
+    """
+    from .utils import to_numpy
+
+    pred = to_numpy(pred)
+    if pred.shape != (n,):
+        raise DvlValueError(
+            f"predict returned shape {pred.shape} for {n} points; Data-OOB needs one "
+            "prediction per point (a label or a number)."
+        )
+    if classes is None:
+        return pred.astype(np.float64)
+    pos = np.minimum(np.searchsorted(classes, pred), len(classes) - 1)
+    unknown = classes[pos] != pred
+    if unknown.any():
+        raise DvlValueError(
+            f"the model predicted {pred[unknown][0]!r}, which is not a label of the training "
+            "data."
+        )
+    return pos.astype(np.float64)
+
+
+class PredictionEvaluator:
+    """Fits one fresh model per multiset of training rows; returns its predictions (a vector).
+
+    The value of a "subset" here is the prediction of a model fit on exactly those rows, with
+    repeats (a bootstrap bag), for every point of ``targets`` in turn (e.g. the training set,
+    then a test set), encoded by :func:`encode_predictions`. The rows are sorted before the
+    fit and the fit is seeded by the sorted multiset, so the model is a function of the
+    multiset: cacheable, and the same in any process.
+
+    Parameters
+    ----------
+    model
+        An unfitted estimator (scikit-learn or skorch), cloned for every fit.
+    train
+        The rows are positions of this dataset.
+    targets
+        Arrays of points to predict, one after another in the vector.
+    classes
+        Sorted labels, for classifiers whose labels are not numbers (see
+        :func:`encode_predictions`); None otherwise.
+    random_state
+        Mixed into every fit's seed.
+    catch_errors
+        A failed fit gives a row of NaN, counted (True), or raises (False).
+    """
+
+    batch_size = 1
+
+    def __init__(self, model: Any, train: Dataset, targets: Sequence[Any], *,
+                 classes: np.ndarray | None = None, random_state: int = 0,
+                 catch_errors: bool = True, path: str = "one-by-one fits") -> None:
+        self.model = model
+        self.train = train
+        self.targets = list(targets)
+        self.classes = classes
+        self.random_state = random_state
+        self.catch_errors = catch_errors
+        self.path = path
+        self.width = sum(len(t) for t in self.targets)
+        self._identity: str | None = None
+
+    def identity(self) -> str:
+        """What determines the predictions, whichever path trains the models."""
+        if self._identity is None:
+            from ._version import __version__
+            from .fingerprint import describe, fingerprint_array
+
+            self._identity = digest(
+                "bag predictions",  # never the fingerprint of a utility's scalar values
+                __version__, describe(self.model), self.train.fingerprint(),
+                [fingerprint_array(t) for t in self.targets], self.random_state,
+            )
+        return self._identity
+
+    def fingerprint(self) -> str:
+        return digest(self.identity(), "one-by-one")
+
+    def fit_seed(self, rows: np.ndarray) -> int:
+        """The seed of the fit on ``rows``: a function of the multiset and ``random_state``."""
+        return subset_seed(rows, self.random_state)
+
+    def encode(self, pred: Any, n: int) -> np.ndarray:
+        return encode_predictions(pred, n, self.classes)
+
+    def predict(self, model: Any) -> np.ndarray:
+        """The fitted ``model``'s encoded predictions for every target point, in order."""
+        return np.concatenate([self.encode(model.predict(t), len(t)) for t in self.targets])
+
+    def evaluate_many(self, subsets: Sequence[np.ndarray]) -> EvaluationBatch:
+        from sklearn.base import clone
+
+        from .utils import torch_threads
+
+        batch = EvaluationBatch(np.full((len(subsets), self.width), np.nan))
+        culprit = f"{type(self.model).__name__}.fit"
+        for i, subset in enumerate(subsets):
+            rows = np.sort(np.asarray(subset, dtype=np.int64))
+            if len(rows) == 0:
+                continue  # no model is fitted on nothing: a row of NaN
+            batch.n_fits += 1
+            try:
+                model = clone(self.model)
+                x, y = self.train.data(rows)
+                with seeded(self.fit_seed(rows)), torch_threads(1):
+                    model.fit(x, y)
+                    batch.values[i] = self.predict(model)
+            except Exception as exc:  # noqa: BLE001 - counted and reported, see catch_errors
+                failure = Failure.raised("fit", culprit, exc, len(rows))
+                if not self.catch_errors:  # stop here, with the user's traceback
+                    failure.raise_error(len(self.train))
+                batch.failed(failure)
+                batch.values[i] = np.nan
         return batch

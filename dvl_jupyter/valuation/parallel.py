@@ -8,6 +8,11 @@ cache, so evaluations done on remote machines are stored too.
 When the fast path reports that it could not train a chunk (``batch.fallback``, under
 ``batched="auto"``), the evaluator is replaced by one-by-one fits for the rest of the run,
 the chunk is computed again, and ``on_fallback`` tells the run why.
+
+An evaluator with a ``width`` (an int) returns a vector per subset instead of a number (a bag
+model's predictions for every point, for Data-OOB): values are then rows of a 2-D array,
+cached as vectors, and its own ``fallback_evaluator(reason)``, when it has one, replaces it.
+Subsets are told apart as multisets (sorted, duplicates kept), as the cache keys them.
 """
 
 from __future__ import annotations
@@ -85,6 +90,9 @@ class SubsetEvaluator:
         # a utility without an identity (a plain function) is never cached
         self.cache = self._cache if fp is not None else None
         self._fp = fp
+        width = getattr(evaluator, "width", None)
+        self._width: int | None = None if width is None else int(width)
+        self._shape: tuple[int, ...] = () if width is None else (int(width),)
 
     def __enter__(self) -> SubsetEvaluator:
         probe = Parallel()
@@ -111,13 +119,15 @@ class SubsetEvaluator:
         """Store and count a chunk that came back; False when it must be computed again."""
         if batch.fallback is not None:
             if self.evaluator.batch_size > 1:  # the first failure of the run switches path
-                self._use(fallback_evaluator(self.evaluator, batch.fallback))
+                own = getattr(self.evaluator, "fallback_evaluator", None)
+                self._use(own(batch.fallback) if own is not None
+                          else fallback_evaluator(self.evaluator, batch.fallback))
                 self.on_fallback(self.evaluator.path)
             return False
         # Each chunk is stored as soon as it is back (one transaction), so an interrupt loses
         # at most the chunks still being computed.
         if self.cache is not None:
-            self.cache.set_many(self._fp, chunk, batch.values)
+            self.cache.set_many(self._fp, chunk, batch.values, width=self._width)
         self.stats.evaluations += len(chunk)
         self.stats.fits += batch.n_fits
         self.stats.failed_fits += batch.n_failed
@@ -142,35 +152,35 @@ class SubsetEvaluator:
             if self._record(chunk, batch):
                 out.append(batch.values)
             else:
-                out.append(np.full(len(chunk), np.nan))
+                out.append(np.full((len(chunk), *self._shape), np.nan))
                 redo.append(i)
         if redo:  # the fast path gave up on these chunks: one fit at a time from now on
             again = self._compute([s for i in redo for s in chunks[i]])
             starts = np.cumsum([0] + [len(chunks[i]) for i in redo])
             for k, i in enumerate(redo):
                 out[i] = again[starts[k]:starts[k + 1]]
-        return np.concatenate(out) if out else np.empty(0)
+        return np.concatenate(out) if out else np.empty((0, *self._shape))
 
     def __call__(self, subsets: Sequence[np.ndarray],
                  evaluator: Evaluator | None = None) -> np.ndarray:
-        """One value per subset; equal subsets (as sets) are computed once.
+        """One value per subset; equal subsets (as multisets) are computed once.
 
         ``evaluator`` computes these values instead of the run's own (e.g. the same model with
         other seeds, for the training-noise probe), through the same cache and workers.
         """
         if evaluator is not None:
-            own, own_cache, own_fp = self.evaluator, self.cache, self._fp
+            own = self.evaluator, self.cache, self._fp, self._width, self._shape
             self._use(evaluator)
             try:
                 return self(subsets)
             finally:
-                self.evaluator, self.cache, self._fp = own, own_cache, own_fp
+                self.evaluator, self.cache, self._fp, self._width, self._shape = own
         unique: list[np.ndarray] = []
         position: dict[bytes, int] = {}
         where = []
         for subset in subsets:
             subset = np.asarray(subset, dtype=np.int64)
-            key = np.sort(subset).tobytes()
+            key = np.sort(subset).tobytes()  # a multiset: duplicates are kept
             if key not in position:
                 position[key] = len(unique)
                 unique.append(subset)
@@ -178,10 +188,10 @@ class SubsetEvaluator:
         return self._values(unique)[np.asarray(where, dtype=np.int64)]
 
     def _values(self, subsets: list[np.ndarray]) -> np.ndarray:
-        values = np.full(len(subsets), np.nan)
+        values = np.full((len(subsets), *self._shape), np.nan)
         missing = list(range(len(subsets)))
         if self.cache is not None:
-            cached = self.cache.get_many(self._fp, subsets)
+            cached = self.cache.get_many(self._fp, subsets, width=self._width)
             missing = [i for i, v in enumerate(cached) if v is None]
             for i, v in enumerate(cached):
                 if v is not None:

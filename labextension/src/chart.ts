@@ -1,14 +1,17 @@
 /**
  * The SVG error-bar chart: axes with value and rank ticks, one point with its error bar per
- * slot (or grouped bands and ranges when points outnumber pixels), the status line under it,
- * and the highlight of the active mark. It only draws; the renderer decides when.
+ * slot (or grouped ranges and bands when points outnumber pixels), the status line and
+ * legend under it, and the highlight of the active mark. It only draws; the renderer decides
+ * when.
  */
 import { h, s } from './dom';
-import { slotLabel, slotRange } from './format';
+import { slotLabel, slotNumber, slotRange } from './format';
 import { CHART_HEIGHT, IGeometry, MARGIN, xOf, yOf } from './geometry';
 import { IViewState } from './state';
 import {
+  axisTicks,
   buildMarks,
+  countOf,
   formatCount,
   formatValue,
   halfWidth,
@@ -18,7 +21,9 @@ import {
 } from './valuation';
 
 /** At most one mark per this many pixels of plot width; beyond that, points are grouped. */
-const PIXELS_PER_MARK = 3;
+const PIXELS_PER_MARK = 2;
+/** About one slot tick per this many pixels. */
+const PIXELS_PER_TICK = 90;
 
 export class ErrorBarChart {
   /** The focusable `.dvl-chart` holding the SVG. */
@@ -57,6 +62,18 @@ export class ErrorBarChart {
     this.node.appendChild(this.svg);
 
     this.status = h('div', 'dvl-status');
+    this._statusText = h('span', 'dvl-status-text');
+    const legend = h('span', 'dvl-legend');
+    legend.setAttribute('aria-hidden', 'true'); // the colours repeat what the values say
+    for (const [cls, text] of [
+      ['dvl-swatch', 'value ≥ 0'],
+      ['dvl-swatch dvl-negative', 'value < 0']
+    ]) {
+      const item = h('span', 'dvl-legend-item');
+      item.append(h('span', cls), document.createTextNode(text));
+      legend.appendChild(item);
+    }
+    this.status.append(this._statusText, legend);
   }
 
   /** Draw axes, marks and the status line for the state's data (which must be set). */
@@ -82,13 +99,15 @@ export class ErrorBarChart {
     this._drawMarks(plotW, plotH);
     const grouped = this._marks.length && this._marks[0].pos < 0;
     const unit = state.sort === 'original' ? 'point' : 'rank';
-    this.status.textContent =
+    const noun = d.total > d.points.length ? 'listed point' : 'point';
+    const visible = last - first;
+    this._statusText.textContent =
       n === 0
         ? 'no points to show'
-        : `${slotRange(state, first, last, unit)} ` +
-          `(${formatCount(last - first)} of ${formatCount(n)} shown)` +
+        : `${slotRange(state, first, last, unit)} shown ` +
+          `(${visible === n ? 'all ' : `${formatCount(visible)} of `}${countOf(n, noun)})` +
           (grouped
-            ? ` · ${this._marks.length} groups of ${
+            ? ` · ${formatCount(this._marks.length)} groups of ${
                 this._marks[0].last - this._marks[0].first
               } points (zoom in for single points)`
             : '') +
@@ -114,7 +133,7 @@ export class ErrorBarChart {
    * Highlight a mark (a guide line, and a ring on a single point with a value); returns the
    * point in SVG coordinates the tooltip should sit beside.
    */
-  highlight(m: IMark, geo: IGeometry): { cx: number; cy: number } {
+  highlight(m: IMark, geo: IGeometry, slot: number): { cx: number; cy: number } {
     const state = this._state;
     const { plotW, plotH } = geo;
     const cx = xOf(state.window, (m.first + m.last) / 2, plotW);
@@ -136,8 +155,16 @@ export class ErrorBarChart {
         cy = yOf(state.domain, p.value, plotH);
         this._hoverGroup.appendChild(s('circle', { class: 'dvl-ring', cx, cy, r: 6 }));
       }
-    } else if (m.n > 0) {
-      cy = yOf(state.domain, m.mean, plotH);
+    } else {
+      // A group: the ring marks the point under the pointer, which the tooltip describes.
+      const p = state.data!.points[state.shown[slot]];
+      cy = yOf(state.domain, Number.isNaN(p.value) ? m.mean : p.value, plotH);
+      if (!Number.isNaN(p.value)) {
+        this._hoverGroup.appendChild(s('circle', { class: 'dvl-ring', cx, cy, r: 5 }));
+      }
+    }
+    if (!Number.isFinite(cy)) {
+      cy = MARGIN.top + plotH / 2;
     }
     return { cx, cy };
   }
@@ -175,19 +202,18 @@ export class ErrorBarChart {
         y2: bottom
       })
     );
-    // Rank ticks (1-based) across the visible slots.
-    for (const t of niceTicks(first + 1, last, 6)) {
-      if (!Number.isInteger(t)) {
-        continue;
-      }
-      const tx = x(t - 0.5);
+    // Slot ticks: ranks (or places in training order) that are multiples of one round
+    // step, so they are evenly spaced on either side of a gap and in both directions.
+    const count = Math.max(2, Math.round(plotW / PIXELS_PER_TICK));
+    for (const [slot] of axisTicks(i => slotNumber(state, i), first, last, count)) {
+      const tx = x(slot + 0.5);
       if (tx < MARGIN.left - 1 || tx > MARGIN.left + plotW + 1) {
         continue;
       }
       g.appendChild(s('line', { class: 'dvl-axis', x1: tx, x2: tx, y1: bottom, y2: bottom + 4 }));
-      const label = s('text', { class: 'dvl-tick', x: tx, y: bottom + 16 });
+      const label = s('text', { class: 'dvl-tick dvl-slot-tick', x: tx, y: bottom + 16 });
       label.setAttribute('text-anchor', 'middle');
-      label.textContent = slotLabel(state, t - 1);
+      label.textContent = slotLabel(state, slot);
       g.appendChild(label);
     }
     for (const [slot, size] of state.gaps) {
@@ -209,13 +235,13 @@ export class ErrorBarChart {
     xTitle.textContent =
       state.sort === 'original'
         ? 'listed points in training order'
-        : `rank (${state.sort === 'ascending' ? 'lowest' : 'highest'} value first)`;
+        : `rank (1 = highest value; ${state.sort === 'ascending' ? 'lowest' : 'highest'} first)`;
     const yTitle = s('text', {
       class: 'dvl-axis-title',
       transform: `translate(14 ${MARGIN.top + plotH / 2}) rotate(-90)`
     });
     yTitle.setAttribute('text-anchor', 'middle');
-    yTitle.textContent = 'value';
+    yTitle.textContent = `${state.data!.method} value`;
     g.append(xTitle, yTitle);
   }
 
@@ -229,10 +255,12 @@ export class ErrorBarChart {
     const slotW = plotW / state.window.span;
     const r = Math.min(4, Math.max(1.5, slotW * 0.3));
     const cap = slotW >= 8 ? Math.min(4, slotW * 0.3) : 0;
-    const bands: string[] = [];
+    const posBands: string[] = [];
+    const negBands: string[] = [];
     const posRanges: string[] = [];
     const negRanges: string[] = [];
     let groups = 0;
+    let groupW = 0;
     for (const m of this._marks) {
       if (m.n === 0) {
         continue;
@@ -270,21 +298,38 @@ export class ErrorBarChart {
         const x1 = x(m.first);
         const w = Math.max(1, x(m.last) - x1 - 0.5);
         const top = y(m.hi);
-        bands.push(`M${x1} ${top}h${w}V${y(m.lo)}h${-w}z`);
+        const neg = m.mean < 0;
+        (neg ? negBands : posBands).push(`M${x1} ${top}h${w}V${y(m.lo)}h${-w}z`);
+        // The range of values, at least 2 px tall so a group of equal values still shows.
         const cx = x1 + w / 2;
-        (m.mean < 0 ? negRanges : posRanges).push(`M${cx} ${y(m.min)}V${y(m.max)}`);
+        let y1 = y(m.max);
+        let y2 = y(m.min);
+        if (y2 - y1 < 2) {
+          const mid = (y1 + y2) / 2;
+          [y1, y2] = [mid - 1, mid + 1];
+        }
+        (neg ? negRanges : posRanges).push(`M${cx} ${y1}V${y2}`);
+        groupW = w;
         groups++;
       }
     }
     if (groups) {
-      frag.appendChild(s('path', { class: 'dvl-band', d: bands.join(''), 'data-groups': groups }));
-      frag.appendChild(s('path', { class: 'dvl-range', d: posRanges.join('') }));
-      frag.appendChild(s('path', { class: 'dvl-range dvl-negative', d: negRanges.join('') }));
+      frag.appendChild(
+        s('path', { class: 'dvl-band', d: posBands.join(''), 'data-groups': groups })
+      );
+      frag.appendChild(s('path', { class: 'dvl-band dvl-negative', d: negBands.join('') }));
+      // The value ranges are what a group shows first: as wide as the group allows.
+      const style = `stroke-width:${Math.max(1.5, Math.min(3, groupW * 0.8)).toFixed(2)}px`;
+      frag.appendChild(s('path', { class: 'dvl-range', d: posRanges.join(''), style }));
+      frag.appendChild(
+        s('path', { class: 'dvl-range dvl-negative', d: negRanges.join(''), style })
+      );
     }
     g.replaceChildren(frag);
   }
 
   private _state: IViewState;
+  private _statusText: HTMLSpanElement;
   private _marks: IMark[] = [];
   private _clipRect: SVGRectElement;
   private _axes: SVGGElement;

@@ -1,54 +1,58 @@
 /**
  * Text shared by the views, derived from the view state: the label of a display slot, the
- * rank of a point as the current sort counts it, a value with its interval.
+ * rank of a point, the ranks a window shows, a value with its interval. A point's rank is
+ * the same in every view and either sort direction (1 = the highest value; see valuation.ts).
  */
 import { IViewState } from './state';
 import {
   ConfidenceLevel,
   countOf,
-  displayRank,
   formatCount,
   formatValue,
   halfWidth,
   IPoint,
-  SortOrder
+  rankRuns
 } from './valuation';
-
-/** The direction ranks are counted in: training order counts from the highest value. */
-export function rankSort(sort: SortOrder): 'ascending' | 'descending' {
-  return sort === 'ascending' ? 'ascending' : 'descending';
-}
 
 /** The label of a slot whose point has no value, so no rank (the status: "1 missing value"). */
 const MISSING_LABEL = 'missing';
 
 /**
- * The x-axis label of a slot: the rank of its point, or its place in training order;
- * MISSING_LABEL for a point without a value when ranks are shown.
+ * The number an x-axis slot is labelled with: the rank of its point, or its place in
+ * training order; null for a point without a value when ranks are shown.
  */
-export function slotLabel(state: IViewState, slot: number): string {
+export function slotNumber(state: IViewState, slot: number): number | null {
   const d = state.data;
   if (!d || state.sort === 'original' || slot < 0 || slot >= state.shown.length) {
-    return formatCount(slot + 1);
+    return slot + 1;
   }
-  return rankLabel(state, state.shown[slot]);
+  return d.points[state.shown[slot]].rank;
 }
 
-/**
- * The rank of the point at `pos` as the current sort counts it (training order counts from
- * the highest value), or MISSING_LABEL for a point without a value: the table's rank cell.
- */
+/** The x-axis label of a slot (see slotNumber), MISSING_LABEL for a point without a rank. */
+export function slotLabel(state: IViewState, slot: number): string {
+  const n = slotNumber(state, slot);
+  return n === null ? MISSING_LABEL : formatCount(n);
+}
+
+/** The rank of the point at `pos`, or MISSING_LABEL without a value: the table's rank cell. */
 export function rankLabel(state: IViewState, pos: number): string {
-  const r = displayRank(state.data!, pos, rankSort(state.sort));
+  const r = state.data!.points[pos].rank;
   return r === null ? MISSING_LABEL : formatCount(r);
 }
 
+function joinAnd(parts: string[]): string {
+  return parts.length <= 1
+    ? parts.join('')
+    : `${parts.slice(0, -1).join(', ')} and ${parts[parts.length - 1]}`;
+}
+
 /**
- * The slots [first, last) as text: the labels of the first and last slot that have one
- * (joined by `sep`, after `unit` if given: a singular noun, made plural for a range), and how
- * many slots have none. Points without a value have no rank (they sort last), so
- * "ranks 1–5 and 1 missing value", "rank 6 and 4 missing values" when one slot has a rank,
- * or "5 missing values" when none has. In training order every slot is labelled by its place.
+ * The slots [first, last) as text. By rank: the runs of consecutive ranks, each as
+ * lowest–highest (`sep` between), left to right, after `unit` if given (a singular noun,
+ * made plural for more than one rank), and how many slots have no rank: "ranks 1–500 and
+ * 758–1,257", "ranks 1–5 and 1 missing value", "rank 6", "5 missing values". In training
+ * order, the places of the first and last slot.
  */
 export function slotRange(
   state: IViewState,
@@ -58,28 +62,27 @@ export function slotRange(
   sep = '–'
 ): string {
   const d = state.data;
-  const ranked = (slot: number) =>
-    !d || state.sort === 'original' || d.ascRanks[state.shown[slot]] !== null;
-  let lo = first;
-  while (lo < last && !ranked(lo)) {
-    lo++;
+  if (last <= first) {
+    return '';
   }
-  let hi = last - 1;
-  while (hi >= lo && !ranked(hi)) {
-    hi--;
+  if (!d || state.sort === 'original') {
+    const prefix = unit ? `${unit}${last - first > 1 ? 's' : ''} ` : '';
+    const a = formatCount(first + 1);
+    return prefix + (last - first > 1 ? `${a}${sep}${formatCount(last)}` : a);
   }
-  let missing = 0;
-  for (let slot = first; slot < last; slot++) {
-    if (!ranked(slot)) {
-      missing++;
-    }
-  }
+  const { runs, missing } = rankRuns(d.points, state.shown, first, last);
   const parts: string[] = [];
-  if (lo <= hi) {
-    const prefix = unit ? `${unit}${lo < hi ? 's' : ''} ` : '';
-    const labels =
-      lo < hi ? `${slotLabel(state, lo)}${sep}${slotLabel(state, hi)}` : slotLabel(state, lo);
-    parts.push(prefix + labels);
+  if (runs.length) {
+    const many = runs.length > 1 || runs[0][0] !== runs[0][1];
+    const prefix = unit ? `${unit}${many ? 's' : ''} ` : '';
+    parts.push(
+      prefix +
+        joinAnd(
+          runs.map(([lo, hi]) =>
+            lo === hi ? formatCount(lo) : `${formatCount(lo)}${sep}${formatCount(hi)}`
+          )
+        )
+    );
   }
   if (missing) {
     parts.push(countOf(missing, 'missing value'));
@@ -87,19 +90,21 @@ export function slotRange(
   return parts.join(' and ');
 }
 
-/** "3 of 20 (highest first)": the rank of a point, as the current sort counts it. */
+/** "3 of 20 (1 = highest)": the rank of a point among all the values of the result. */
 export function rankText(state: IViewState, pos: number): string | null {
   const d = state.data!;
-  const sort = rankSort(state.sort);
-  const r = displayRank(d, pos, sort);
-  return r === null
-    ? null
-    : `${formatCount(r)} of ${formatCount(d.finiteTotal)} (${
-        sort === 'ascending' ? 'lowest' : 'highest'
-      } first)`;
+  const r = d.points[pos].rank;
+  return r === null ? null : `${formatCount(r)} of ${formatCount(d.finiteTotal)} (1 = highest)`;
 }
 
 /** "0.12 ± 0.03": a point's value and the half-width of its interval at `level`. */
 export function valueWithInterval(p: IPoint, level: ConfidenceLevel): string {
-  return `${formatValue(p.value)} ± ${formatValue(halfWidth(p, level))}`;
+  return Number.isNaN(p.value)
+    ? 'n/a'
+    : `${formatValue(p.value)} ± ${formatValue(halfWidth(p, level))}`;
+}
+
+/** "0.12 ± 0.03 (95% CI)": valueWithInterval saying what "±" is. */
+export function valueWithLevel(p: IPoint, level: ConfidenceLevel): string {
+  return Number.isNaN(p.value) ? 'n/a' : `${valueWithInterval(p, level)} (${level}% CI)`;
 }

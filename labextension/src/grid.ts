@@ -3,9 +3,9 @@
  * images), label, value ± interval and rank; paged, with a "Show more" button.
  */
 import { button, h } from './dom';
-import { rankSort, rankText, valueWithInterval } from './format';
+import { rankText, valueWithInterval } from './format';
 import { IViewState } from './state';
-import { describePoint, displayRank, formatCount } from './valuation';
+import { describePoint, formatCount } from './valuation';
 
 /** Cells shown at first, and added by each "Show more". */
 const GRID_PAGE = 60;
@@ -39,6 +39,13 @@ export class ImageGrid {
         h('p', 'dvl-note', 'This result has no images (the data are not images, or --no-images).')
       );
     }
+    grid.appendChild(
+      h(
+        'p',
+        'dvl-note dvl-grid-key',
+        `Under each point: #rank (1 = highest value) · index, and value ± ${state.level}% CI.`
+      )
+    );
     const list = h('ol', 'dvl-cells');
     const count = Math.min(this._count, state.shown.length);
     for (let slot = 0; slot < count; slot++) {
@@ -55,7 +62,7 @@ export class ImageGrid {
       }
       cell.appendChild(h('div', 'dvl-cell-label', p.label !== '' ? p.label : p.name));
       cell.appendChild(h('div', 'dvl-cell-value', valueWithInterval(p, state.level)));
-      const rank = displayRank(d, p.pos, rankSort(state.sort));
+      const rank = p.rank;
       cell.appendChild(
         h('div', 'dvl-cell-rank', `${rank === null ? '' : `#${formatCount(rank)} · `}idx ${p.index}`)
       );

@@ -3,7 +3,7 @@
  * collapsible list.
  */
 import { h } from './dom';
-import { IValuation, settingsRows, summaryLine } from './valuation';
+import { IValuation, settingsRows, summaryLine, trustLine } from './valuation';
 
 export class Header {
   /** The `.dvl-header`. */
@@ -14,6 +14,8 @@ export class Header {
     this._title = h('span', 'dvl-title');
     this._summary = h('span', 'dvl-summary');
     this.node.append(this._title, this._summary);
+    this._trust = h('div', 'dvl-trust');
+    this.node.appendChild(this._trust);
     this._settings = h('details', 'dvl-settings');
     this.node.appendChild(this._settings);
   }
@@ -22,6 +24,10 @@ export class Header {
   update(d: IValuation): void {
     this._title.textContent = d.method;
     this._summary.textContent = summaryLine(d);
+    const trust = trustLine(d);
+    this._trust.hidden = trust === null;
+    this._trust.textContent = trust === null ? '' : trust.text;
+    this._trust.classList.toggle('dvl-trust-warn', trust !== null && trust.warn);
     this._fillSettings(d);
   }
 
@@ -42,5 +48,6 @@ export class Header {
 
   private _title: HTMLSpanElement;
   private _summary: HTMLSpanElement;
+  private _trust: HTMLDivElement;
   private _settings: HTMLDetailsElement;
 }

@@ -1,271 +1,45 @@
 /**
- * The ValuationRenderer widget: owns the view state, assembles the parts (header, toolbar,
- * chart, image grid, table, tooltip) into the widget's DOM, and decides what to recompute and
- * redraw when the payload or a choice changes.
+ * The ValuationRenderer widget: the JupyterLab / Notebook 7 face of the valuation view
+ * (./view), a Lumino widget whose node is the view's and whose lifecycle drives it.
  */
 import { IRenderMime } from '@jupyterlab/rendermime-interfaces';
 import { Widget } from '@lumino/widgets';
 
-import { ErrorBarChart } from './chart';
-import { h } from './dom';
-import { geometry, IGeometry } from './geometry';
-import { ImageGrid } from './grid';
-import { Header } from './header';
-import { ChartInteraction, panState, zoomState } from './interaction';
-import { createState, recompute } from './state';
-import { ValueTable } from './table';
-import { Toolbar } from './toolbar';
-import { describeActive, Tooltip } from './tooltip';
-import { fullWindow, parsePayload, View } from './valuation';
-
-const CLASS_NAME = 'dvl-Valuation';
-
-let instanceCount = 0;
+import { ValuationView } from './view';
 
 /**
  * The renderer: header, toolbar, chart (or image grid, or table) and a tooltip.
  */
 export class ValuationRenderer extends Widget implements IRenderMime.IRenderer {
   constructor(options: IRenderMime.IRendererOptions) {
-    super();
+    const view = new ValuationView();
+    super({ node: view.node });
+    this._view = view;
     this._mimeType = options.mimeType;
-    this.addClass(CLASS_NAME);
-    const id = `dvl-valuation-${++instanceCount}`;
-    const state = this._state;
-    const root = this.node;
-
-    this._error = h('div', 'dvl-error');
-    this._error.setAttribute('role', 'alert');
-    this._error.hidden = true;
-    root.appendChild(this._error);
-
-    this._body = h('div', 'dvl-body');
-    root.appendChild(this._body);
-
-    this._header = new Header();
-    this._toolbar = new Toolbar(state, {
-      view: v => {
-        state.viewChosen = true;
-        this._setView(v);
-      },
-      level: l => {
-        state.level = l;
-        this._recompute(false);
-        this._refresh();
-      },
-      sort: o => {
-        state.sort = o;
-        this._recompute();
-        this._refresh();
-      },
-      subset: m => {
-        state.subset = m;
-        this._recompute();
-        this._refresh();
-      },
-      k: k => {
-        state.k = k;
-        this._recompute();
-        this._refresh();
-      },
-      zoom: factor => this._zoom(factor),
-      pan: fraction => this._pan(fraction),
-      showAll: () => {
-        state.window = fullWindow(state.shown.length);
-        this._draw();
-      }
-    });
-    this._chart = new ErrorBarChart(id, state);
-    this._grid = new ImageGrid(state);
-    this._table = new ValueTable(state);
-    this._body.append(
-      this._header.node,
-      this._toolbar.node,
-      this._chart.node,
-      this._chart.status,
-      this._grid.node,
-      this._table.node
-    );
-
-    this._tooltip = new Tooltip(id);
-    root.append(this._tooltip.node, this._tooltip.live);
-
-    new ChartInteraction(this._chart.svg, this._chart.node, {
-      state,
-      plotWidth: () => this._geometry().plotW,
-      setActive: slot => this._setActive(slot),
-      zoom: (factor, anchor) => this._zoom(factor, anchor),
-      pan: fraction => this._pan(fraction),
-      schedule: () => this._schedule(),
-      draw: () => this._draw()
-    });
-    this._setView('chart');
   }
 
   /** Render the payload; keeps the user's level, sort and subset across re-renders. */
   renderModel(model: IRenderMime.IMimeModel): Promise<void> {
-    const state = this._state;
-    try {
-      state.data = parsePayload(model.data[this._mimeType]);
-    } catch (err) {
-      state.data = null;
-      this._error.textContent = `Cannot show this valuation result: ${
-        err instanceof Error ? err.message : String(err)
-      }`;
-      this._error.hidden = false;
-      this._body.hidden = true;
-      return Promise.resolve();
-    }
-    this._error.hidden = true;
-    this._body.hidden = false;
-    const d = state.data;
-    this._header.update(d);
-    this._toolbar.update(d);
-    this._recompute();
-    if (d.view && !state.viewChosen) {
-      this._setView(d.view);
-    } else {
-      this._setView(state.view);
-    }
+    this._view.render(model.data[this._mimeType]);
     return Promise.resolve();
   }
 
   protected onAfterAttach(): void {
-    if (typeof ResizeObserver !== 'undefined') {
-      this._resizeObserver = new ResizeObserver(entries => {
-        // The width comes from the observer, so drawing never forces a layout.
-        const width = Math.round(entries[entries.length - 1].contentRect.width);
-        if (width > 0 && width !== this._width) {
-          this._width = width;
-          this._schedule();
-        }
-      });
-      this._resizeObserver.observe(this._chart.node);
-    }
-    this._schedule();
+    this._view.attach();
   }
 
   protected onBeforeDetach(): void {
-    this._resizeObserver?.disconnect();
-    this._resizeObserver = null;
+    this._view.detach();
   }
 
   dispose(): void {
     if (this.isDisposed) {
       return;
     }
-    if (this._frame) {
-      cancelAnimationFrame(this._frame);
-    }
-    this._resizeObserver?.disconnect();
+    this._view.dispose();
     super.dispose();
   }
 
-  private _setView(view: View): void {
-    this._state.view = view;
-    this._toolbar.setView(view);
-    this._chart.node.hidden = view !== 'chart';
-    this._chart.status.hidden = view !== 'chart';
-    this._grid.node.hidden = view !== 'grid';
-    this._table.node.hidden = view !== 'table';
-    this._setActive(null);
-    this._refresh();
-  }
-
-  /** Redraw whichever view is showing. */
-  private _refresh(): void {
-    const view = this._state.view;
-    if (view === 'grid') {
-      this._grid.render();
-    } else if (view === 'table') {
-      this._table.render();
-    } else {
-      this._draw();
-    }
-  }
-
-  /** Recompute the shown points (and, unless `resetWindow` is false, reset zoom and paging). */
-  private _recompute(resetWindow = true): void {
-    if (recompute(this._state, resetWindow) && resetWindow) {
-      this._grid.reset();
-      this._table.reset();
-    }
-  }
-
-  private _zoom(factor: number, anchor = 0.5): void {
-    zoomState(this._state, factor, anchor);
-    this._schedule();
-  }
-
-  private _pan(fraction: number): void {
-    panState(this._state, fraction);
-    this._schedule();
-  }
-
-  private _schedule(): void {
-    if (this._frame || this.isDisposed) {
-      return;
-    }
-    this._frame = requestAnimationFrame(() => {
-      this._frame = 0;
-      this._draw();
-    });
-  }
-
-  private _geometry(): IGeometry {
-    return geometry(this._width);
-  }
-
-  /**
-   * Draw the chart and its active mark, if the chart is showing. A redraw scheduled for the
-   * next frame would draw the same state again, so it is cancelled.
-   */
-  private _draw(): void {
-    if (this._frame) {
-      cancelAnimationFrame(this._frame);
-      this._frame = 0;
-    }
-    const state = this._state;
-    if (!state.data || state.view !== 'chart') {
-      return;
-    }
-    this._chart.draw(this._geometry());
-    this._drawActive();
-  }
-
-  private _setActive(slot: number | null): void {
-    this._state.activeSlot = slot;
-    this._drawActive();
-  }
-
-  /** Highlight of the active mark, its tooltip and its announcement. */
-  private _drawActive(): void {
-    const state = this._state;
-    this._chart.clearHighlight();
-    const slot = state.activeSlot;
-    const m = slot === null ? null : this._chart.markAt(slot);
-    if (!state.data || !m || state.view !== 'chart') {
-      this._tooltip.hide();
-      return;
-    }
-    const { cx, cy } = this._chart.highlight(m, this._geometry());
-    this._tooltip.show(describeActive(state, m));
-    this._tooltip.place(cx, cy, this.node, this._chart.svg);
-  }
-
+  private _view: ValuationView;
   private _mimeType: string;
-  private _state = createState();
-  private _frame = 0;
-  /** Content width of the chart, from the ResizeObserver; 0 until it reports. */
-  private _width = 0;
-  private _resizeObserver: ResizeObserver | null = null;
-
-  private _error: HTMLDivElement;
-  private _body: HTMLDivElement;
-  private _header: Header;
-  private _toolbar: Toolbar;
-  private _chart: ErrorBarChart;
-  private _grid: ImageGrid;
-  private _table: ValueTable;
-  private _tooltip: Tooltip;
 }

@@ -6,6 +6,7 @@
 import {
   clampWindow,
   ConfidenceLevel,
+  findGaps,
   fullWindow,
   IValuation,
   IWindow,
@@ -77,15 +78,6 @@ export function recompute(state: IViewState, resetWindow = true): boolean {
   }
   state.window = clampWindow(state.window, state.shown.length);
   // Where consecutive slots skip ranks (the middle of a large result is not listed).
-  state.gaps = [];
-  if (state.sort !== 'original') {
-    for (let i = 1; i < state.shown.length; i++) {
-      const a = d.ascRanks[state.shown[i - 1]];
-      const b = d.ascRanks[state.shown[i]];
-      if (a !== null && b !== null && Math.abs(b - a) > 1 && state.subset === 'all') {
-        state.gaps.push([i, Math.abs(b - a) - 1]);
-      }
-    }
-  }
+  state.gaps = findGaps(d.points, state.shown, state.sort, state.subset);
   return true;
 }

@@ -5,7 +5,7 @@
 import { button, h } from './dom';
 import { rankLabel } from './format';
 import { IViewState } from './state';
-import { countOf, formatCount, formatValue, halfWidth } from './valuation';
+import { ciLabel, countOf, formatCount, formatValue, halfWidth } from './valuation';
 
 /** Rows shown at first, and added by each "Show more rows". */
 const TABLE_PAGE = 100;
@@ -43,7 +43,7 @@ export class ValueTable {
       'name',
       'label',
       'value',
-      `± ${level}%`,
+      ciLabel(level),
       'stderr',
       'updates'
     ]) {
@@ -63,7 +63,7 @@ export class ValueTable {
         [p.name, false],
         [p.label, false],
         [formatValue(p.value), true],
-        [formatValue(halfWidth(p, level)), true],
+        [Number.isNaN(p.value) ? 'n/a' : formatValue(halfWidth(p, level)), true],
         [formatValue(p.stderr), true],
         [p.count === null ? 'n/a' : formatCount(p.count), true]
       ] as [string, boolean][]) {

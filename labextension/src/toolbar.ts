@@ -1,7 +1,8 @@
 /**
  * The toolbar: view buttons (chart, images, table), the confidence level, sort and subset
- * (top/bottom k) controls, and the zoom and pan buttons. It reports choices through
- * `IToolbarActions` and leaves the state to the renderer.
+ * (top/bottom k) controls, the zoom and pan buttons and the exports (PNG and SVG of the
+ * chart, CSV of the points). It reports choices through `IToolbarActions` and leaves the
+ * state to the renderer.
  */
 import { button, h, select } from './dom';
 import { ZOOM_STEP } from './interaction';
@@ -39,6 +40,8 @@ export interface IToolbarActions {
   /** Pan by a fraction of the visible span (positive: to the right). */
   pan(fraction: number): void;
   showAll(): void;
+  /** Download the chart (png, svg) or the shown points (csv). */
+  export(format: 'png' | 'svg' | 'csv'): void;
 }
 
 export class Toolbar {
@@ -120,6 +123,17 @@ export class Toolbar {
       button('All', 'Show all points', () => actions.showAll())
     );
     toolbar.appendChild(this._zoom);
+
+    const exports = h('div', 'dvl-group dvl-export');
+    exports.setAttribute('role', 'group');
+    exports.setAttribute('aria-label', 'Export');
+    this._chartExports = [
+      button('PNG', 'Download the chart as PNG', () => actions.export('png')),
+      button('SVG', 'Download the chart as SVG', () => actions.export('svg'))
+    ];
+    const csv = button('CSV', 'Download the shown points as CSV', () => actions.export('csv'));
+    exports.append(h('span', 'dvl-field-label', 'Export'), ...this._chartExports, csv);
+    toolbar.appendChild(exports);
   }
 
   /** Fit the controls to a result: the largest k, and what the grid button promises. */
@@ -136,6 +150,9 @@ export class Toolbar {
     this._gridButton.setAttribute('aria-pressed', String(view === 'grid'));
     this._tableButton.setAttribute('aria-pressed', String(view === 'table'));
     this._zoom.toggleAttribute('hidden', view !== 'chart');
+    for (const b of this._chartExports) {
+      b.toggleAttribute('hidden', view !== 'chart');
+    }
   }
 
   private _chartButton: HTMLButtonElement;
@@ -143,4 +160,5 @@ export class Toolbar {
   private _tableButton: HTMLButtonElement;
   private _k: HTMLInputElement;
   private _zoom: HTMLDivElement;
+  private _chartExports: HTMLButtonElement[];
 }

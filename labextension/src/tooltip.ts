@@ -3,9 +3,9 @@
  * beside the mark inside the widget, and its screen-reader twin, a polite live region.
  */
 import { h } from './dom';
-import { rankText, slotRange, valueWithInterval } from './format';
+import { rankText, slotRange, valueWithLevel } from './format';
 import { IViewState } from './state';
-import { describeMark, describePoint, IMark } from './valuation';
+import { countOf, describePoint, formatValue, IMark } from './valuation';
 
 /** What the tooltip and the live region say about a mark. */
 export interface IActiveDescription {
@@ -14,30 +14,42 @@ export interface IActiveDescription {
   rows: [string, string][];
   /** The point's thumbnail (a data: URL), if any. */
   image: string | null;
+  /** The result has images but this point has no thumbnail (the payload keeps a bounded
+   * number, the most extreme points first). */
+  noThumbnail: boolean;
   /** The one-line announcement for screen readers. */
   live: string;
 }
 
-/** Describe a mark of the chart: a single point, or a group of consecutive slots. */
-export function describeActive(state: IViewState, m: IMark): IActiveDescription {
+/**
+ * Describe the active slot of the chart: its point (also inside a group of points drawn as
+ * one mark, where the pointer or keyboard picks one of them), and for a group, what it
+ * holds.
+ */
+export function describeActive(state: IViewState, m: IMark, slot: number): IActiveDescription {
   const level = state.level;
-  if (m.pos >= 0) {
-    const p = state.data!.points[m.pos];
-    return {
-      title: p.name,
-      rows: describePoint(p, level, rankText(state, p.pos)).filter(([k]) => k !== 'name'),
-      image: p.image,
-      live: `index ${p.index}, value ${valueWithInterval(p, level)}`
-    };
+  const p = state.data!.points[state.shown[Math.min(Math.max(slot, m.first), m.last - 1)]];
+  const rows = describePoint(p, level, rankText(state, p.pos)).filter(([k]) => k !== 'name');
+  let live = `index ${p.index}, value ${valueWithLevel(p, level)}`;
+  if (m.pos < 0) {
+    // The mark under the pointer stands for several points: "5 points (ranks 981 to 985)".
+    const unit = state.sort === 'original' ? 'point' : 'rank';
+    const group = `${countOf(m.last - m.first, 'point')} (${slotRange(
+      state,
+      m.first,
+      m.last,
+      unit,
+      ' to '
+    )})`;
+    rows.push(['group', group]);
+    if (m.n > 1 && m.max > m.min) {
+      rows.push(['its values', `${formatValue(m.min)} … ${formatValue(m.max)}`]);
+    }
+    rows.push(['', 'zoom in to tell them apart']);
+    live += `; one of ${group} drawn as one mark`;
   }
-  const rows = describeMark(m, level, slotRange(state, m.first, m.last, '', ' to '));
-  return {
-    title: 'group of points',
-    rows,
-    image: null,
-    // "5 (981 to 985), values 0.1 … 0.4", or "5 (5 missing values), no values (5 missing)".
-    live: `${rows[0][1]}, ${m.n === 0 ? '' : 'values '}${rows[1][1]}`
-  };
+  const noThumbnail = state.data!.hasImages && !p.image;
+  return { title: p.name, rows, image: p.image, noThumbnail, live };
 }
 
 export class Tooltip {
@@ -65,6 +77,10 @@ export class Tooltip {
       img.alt = 'thumbnail of the point';
       img.src = desc.image;
       t.appendChild(img);
+    } else if (desc.noThumbnail) {
+      const none = h('div', 'dvl-thumb dvl-nothumb', 'no thumbnail');
+      none.title = 'Only the most extreme points carry a thumbnail; see the Images view.';
+      t.appendChild(none);
     }
     const text = h('div', 'dvl-tooltip-text');
     text.appendChild(h('div', 'dvl-tooltip-title', desc.title));
@@ -96,7 +112,14 @@ export class Tooltip {
     const w = t.offsetWidth || 220;
     const hgt = t.offsetHeight || 120;
     const left = x + 14 + w > rootRect.width ? Math.max(0, x - 14 - w) : x + 14;
-    const top = Math.min(Math.max(0, y - hgt / 2), Math.max(0, rootRect.height - hgt));
+    // Beside the point and inside the chart (not over the toolbar or the status line)
+    // whenever the chart is tall enough, else inside the widget.
+    const chartTop = svgRect.top - rootRect.top;
+    const [lo, hi] =
+      hgt <= svgRect.height
+        ? [chartTop, chartTop + svgRect.height - hgt]
+        : [0, Math.max(0, rootRect.height - hgt)];
+    const top = Math.min(Math.max(lo, y - hgt / 2), hi);
     t.style.left = `${left}px`;
     t.style.top = `${top}px`;
   }

@@ -1,7 +1,16 @@
 /**
- * Pure logic of the valuation renderer: reading the payload, ordering and selecting points,
- * confidence intervals, the zoom/pan window, aggregation into pixel bins, ticks and number
- * formats. Nothing here touches the DOM, so all of it is unit-tested in Node (test/).
+ * Pure logic of the valuation renderer: reading the payload, ranking, ordering and selecting
+ * points, confidence intervals, the zoom/pan window, aggregation into pixel bins, ticks, rank
+ * gaps, number formats and the CSV export. Nothing here touches the DOM, so all of it is
+ * unit-tested in Node (test/).
+ *
+ * The tie rule, the same as dvl_jupyter.display's: rank 1 is the highest value and equal
+ * values are ranked by data index, the lower index first, so ranks are ordinal and a point
+ * has one rank in every view. "High to low" lists ranks 1, 2, ...; "low to high" is its exact
+ * reverse; points without a value have no rank and come last in both.
+ *
+ * "±" is always the half-width of the confidence interval at the chosen level, and says so
+ * ("± 95% CI"); the standard error is always labelled "stderr".
  */
 
 /** The MIME type written by `ValuationResult._repr_mimebundle_`. */
@@ -31,6 +40,8 @@ export interface IValuationPayload {
   stderr?: (number | null)[];
   counts?: (number | null)[];
   labels?: unknown[] | null;
+  /** Rank of each point (1 = highest), null without a value; absent in older payloads. */
+  ranks?: unknown[] | null;
   images?: unknown;
   meta?: Record<string, unknown> | null;
   [key: string]: unknown;
@@ -51,6 +62,12 @@ export interface IPoint {
   stderr: number;
   /** Number of updates of the estimate; null when unknown. */
   count: number | null;
+  /**
+   * Rank among all finite values of the result (listed or not): 1 = the highest, ties by
+   * data index. Null for a missing value. Large results list only their highest and lowest
+   * points, so ranks jump between the two.
+   */
+  rank: number | null;
   /** A `data:image/png;base64,...` URL, or null. */
   image: string | null;
 }
@@ -63,11 +80,6 @@ export interface IValuation {
   total: number;
   /** Points with a finite value among all `total` (listed or not). */
   finiteTotal: number;
-  /**
-   * Rank of each listed point (by position) among all finite values, lowest = 1; null for a
-   * missing value. Large results list only the lowest and highest points, so ranks can jump.
-   */
-  ascRanks: (number | null)[];
   meta: Record<string, unknown>;
   summary: Record<string, unknown>;
   /** True when at least one point has a thumbnail. */
@@ -202,6 +214,7 @@ export function parsePayload(data: unknown): IValuation {
       value: asNumber(payload.values[pos]),
       stderr: Number.isFinite(se) && se > 0 ? se : 0,
       count: Number.isFinite(count) ? count : null,
+      rank: null,
       image: img
     });
   }
@@ -213,12 +226,16 @@ export function parsePayload(data: unknown): IValuation {
   const listedFinite = points.filter(p => !Number.isNaN(p.value)).length;
   const finiteTotal =
     total > n && Number.isFinite(nonFiniteRaw) ? Math.max(listedFinite, total - nonFiniteRaw) : listedFinite;
+  const given = payloadRanks(payload.ranks, points, finiteTotal);
+  const ranks = given ?? computeRanks(points, finiteTotal);
+  points.forEach((p, pos) => {
+    p.rank = ranks[pos];
+  });
   return {
     method: asText(payload.method) || 'valuation',
     points,
     total,
     finiteTotal,
-    ascRanks: ascendingRanks(points, finiteTotal),
     meta,
     summary,
     hasImages,
@@ -233,34 +250,69 @@ function asObject(raw: unknown): Record<string, unknown> {
 }
 
 /**
- * Ranks among all finite values (lowest = 1) of the listed points. When values are omitted
- * (a large result lists its lowest and highest), the lower half of the listed points are the
- * lowest overall and the upper half the highest, as dvl_jupyter.display writes them.
+ * The payload's own ranks, if it has usable ones: one per point, a distinct integer in
+ * [1, finiteTotal] for each point with a value and null for each without. Anything else
+ * (an older payload, or one written by hand) returns null, and the ranks are computed.
  */
-export function ascendingRanks(points: readonly IPoint[], finiteTotal: number): (number | null)[] {
-  const asc = orderPoints(points, 'ascending').filter(i => !Number.isNaN(points[i].value));
-  const listed = asc.length;
+export function payloadRanks(
+  raw: unknown,
+  points: readonly IPoint[],
+  finiteTotal: number
+): (number | null)[] | null {
+  if (!Array.isArray(raw) || raw.length !== points.length) {
+    return null;
+  }
+  const seen = new Set<number>();
+  for (let pos = 0; pos < raw.length; pos++) {
+    const r = raw[pos];
+    const missing = Number.isNaN(points[pos].value);
+    if (missing) {
+      if (r !== null) {
+        return null;
+      }
+      continue;
+    }
+    if (typeof r !== 'number' || !Number.isInteger(r) || r < 1 || r > finiteTotal || seen.has(r)) {
+      return null;
+    }
+    seen.add(r);
+  }
+  return raw as (number | null)[];
+}
+
+/** Positions of the points with a value, by value (highest first), ties by data index. */
+function byValue(points: readonly IPoint[]): number[] {
+  return points
+    .map((_, i) => i)
+    .filter(i => !Number.isNaN(points[i].value))
+    .sort(
+      (a, b) =>
+        points[b].value - points[a].value || points[a].index - points[b].index || a - b
+    );
+}
+
+/**
+ * Ranks for a payload without them (written before they were added): the tie rule applied
+ * to the listed points. When values are omitted (a large result lists its highest and lowest),
+ * the upper half of the listed points are the highest overall and the lower half the lowest,
+ * as dvl_jupyter.display wrote them.
+ */
+export function computeRanks(points: readonly IPoint[], finiteTotal: number): (number | null)[] {
+  const order = byValue(points);
+  const listed = order.length;
   const gap = Math.max(0, finiteTotal - listed);
-  const low = gap > 0 ? Math.floor(listed / 2) : listed;
+  const high = gap > 0 ? listed - Math.floor(listed / 2) : listed;
   const ranks: (number | null)[] = points.map(() => null);
-  asc.forEach((pos, j) => {
-    ranks[pos] = j < low ? j + 1 : j + 1 + gap;
+  order.forEach((pos, j) => {
+    ranks[pos] = j < high ? j + 1 : j + 1 + gap;
   });
   return ranks;
 }
 
-/** Rank of a point as the view counts it: 1 = lowest when ascending, else 1 = highest. */
-export function displayRank(v: IValuation, pos: number, sort: SortOrder): number | null {
-  const asc = v.ascRanks[pos];
-  if (asc === null) {
-    return null;
-  }
-  return sort === 'ascending' ? asc : v.finiteTotal + 1 - asc;
-}
-
 /**
- * Display order of the points (positions into `points`): by value, or in training order.
- * Missing values (NaN) always go last; ties keep payload order, so the order is stable.
+ * Display order of the points (positions into `points`): by rank, either way, or in
+ * training order. 'descending' lists rank 1 first, 'ascending' is its exact reverse; points
+ * without a rank (no value) go last in both, in payload order.
  */
 export function orderPoints(points: readonly IPoint[], sort: SortOrder): number[] {
   const order = points.map((_, i) => i);
@@ -268,17 +320,72 @@ export function orderPoints(points: readonly IPoint[], sort: SortOrder): number[
     // Training order: by the points' data index (the payload lists them by value).
     return order.sort((a, b) => points[a].index - points[b].index || a - b);
   }
-  const sign = sort === 'ascending' ? 1 : -1;
+  const sign = sort === 'ascending' ? -1 : 1;
   return order.sort((a, b) => {
-    const va = points[a].value;
-    const vb = points[b].value;
-    const na = Number.isNaN(va);
-    const nb = Number.isNaN(vb);
-    if (na || nb) {
-      return na === nb ? a - b : na ? 1 : -1;
+    const ra = points[a].rank;
+    const rb = points[b].rank;
+    if (ra === null || rb === null) {
+      return ra === rb ? a - b : ra === null ? 1 : -1;
     }
-    return va === vb ? a - b : sign * (va - vb);
+    return sign * (ra - rb);
   });
+}
+
+/**
+ * Where consecutive slots of a view skip ranks, so points are not listed between them:
+ * [slot, count] pairs, `count` ranks missing before `slot`. Only a view of every listed
+ * point by rank has gaps (a top or bottom k, or training order, lists no gap by design).
+ */
+export function findGaps(
+  points: readonly IPoint[],
+  shown: readonly number[],
+  sort: SortOrder,
+  subset: SubsetMode
+): [number, number][] {
+  const gaps: [number, number][] = [];
+  if (sort === 'original' || subset !== 'all') {
+    return gaps;
+  }
+  for (let i = 1; i < shown.length; i++) {
+    const a = points[shown[i - 1]].rank;
+    const b = points[shown[i]].rank;
+    if (a !== null && b !== null && Math.abs(b - a) > 1) {
+      gaps.push([i, Math.abs(b - a) - 1]);
+    }
+  }
+  return gaps;
+}
+
+/**
+ * Runs of consecutive ranks among the slots [first, last) of a view, as [lowest, highest]
+ * pairs from left to right (a run ends where a rank is skipped); points without a rank are
+ * counted apart, in `missing`.
+ */
+export function rankRuns(
+  points: readonly IPoint[],
+  shown: readonly number[],
+  first: number,
+  last: number
+): { runs: [number, number][]; missing: number } {
+  const runs: [number, number][] = [];
+  let missing = 0;
+  let prev: number | null = null;
+  for (let slot = first; slot < last; slot++) {
+    const r = points[shown[slot]].rank;
+    if (r === null) {
+      missing++;
+      continue;
+    }
+    const run = runs[runs.length - 1];
+    if (run && prev !== null && Math.abs(r - prev) === 1) {
+      run[0] = Math.min(run[0], r);
+      run[1] = Math.max(run[1], r);
+    } else {
+      runs.push([r, r]);
+    }
+    prev = r;
+  }
+  return { runs, missing };
 }
 
 /**
@@ -295,8 +402,10 @@ export function selectSubset(
     return order.slice();
   }
   const inOrder = new Set(order);
-  const byValue = orderPoints(points, mode === 'top' ? 'descending' : 'ascending');
-  const keep = new Set(byValue.filter(i => inOrder.has(i)).slice(0, Math.floor(k)));
+  const ranked = orderPoints(points, mode === 'top' ? 'descending' : 'ascending');
+  const keep = new Set(
+    ranked.filter(i => inOrder.has(i) && points[i].rank !== null).slice(0, Math.floor(k))
+  );
   return order.filter(i => keep.has(i));
 }
 
@@ -483,6 +592,52 @@ export function niceTicks(lo: number, hi: number, count = 5): number[] {
   return ticks;
 }
 
+/** The round step (1, 2 or 5 times a power of 10, at least 1) that makes about `count`
+ * steps of `span`. */
+export function niceStep(span: number, count: number): number {
+  const raw = span / Math.max(1, count);
+  if (!(raw > 1)) {
+    return 1;
+  }
+  const power = Math.pow(10, Math.floor(Math.log10(raw)));
+  const unit = raw / power;
+  const eps = 1e-9;
+  return (unit <= 1 + eps ? 1 : unit <= 2 + eps ? 2 : unit <= 5 + eps ? 5 : 10) * power;
+}
+
+/**
+ * Ticks of the slot axis for the slots [first, last): the slots whose label (a rank, or a
+ * place in training order) is a multiple of one round step, so ticks are evenly spaced
+ * within each run of consecutive labels, whichever way the labels run; `labelOf` gives null
+ * for a slot without one. The step gives about `count` ticks over the visible slots. Where a
+ * gap in the labels brings two ticks closer than half a step, the later one is dropped, so
+ * labels never overlap. The first slot without a label (the points without a value, which
+ * come last) gets a tick too, labelled null. Returns [slot, label] pairs, left to right.
+ */
+export function axisTicks(
+  labelOf: (slot: number) => number | null,
+  first: number,
+  last: number,
+  count = 6
+): [number, number | null][] {
+  const step = niceStep(last - first, count);
+  const ticks: [number, number | null][] = [];
+  let missingTicked = false;
+  for (let slot = first; slot < last; slot++) {
+    const label = labelOf(slot);
+    if (label === null ? missingTicked : label % step !== 0) {
+      continue;
+    }
+    const prev = ticks[ticks.length - 1];
+    if (prev && slot - prev[0] < step / 2) {
+      continue;
+    }
+    missingTicked = missingTicked || label === null;
+    ticks.push([slot, label]);
+  }
+  return ticks;
+}
+
 /** A value with 3 significant digits, in exponent form when very small or large. */
 export function formatValue(v: number): string {
   if (!Number.isFinite(v)) {
@@ -508,23 +663,27 @@ export function countOf(n: number, noun: string): string {
   return `${formatCount(n)} ${noun}${formatCount(n) === '1' ? '' : 's'}`;
 }
 
-/** Seconds as "0.42 s", "12.3 s", "4 min 05 s" or "1 h 02 min". */
-export function formatSeconds(s: number): string {
-  if (!Number.isFinite(s) || s < 0) {
+/**
+ * Seconds as "8s", "1m 15s" or "1h 06m", as dvl_jupyter's text, HTML and progress views
+ * write durations (dvl_jupyter.valuation.utils.format_duration), so every view agrees.
+ */
+export function formatSeconds(seconds: number): string {
+  if (!Number.isFinite(seconds) || seconds < 0) {
     return 'n/a';
   }
-  if (s < 10) {
-    return `${Number(s.toPrecision(2))} s`;
-  }
+  const s = Math.round(seconds);
   if (s < 60) {
-    return `${s.toFixed(1)} s`;
+    return `${s}s`;
   }
   if (s < 3600) {
-    const m = Math.floor(s / 60);
-    return `${m} min ${String(Math.round(s - 60 * m)).padStart(2, '0')} s`;
+    return `${Math.floor(s / 60)}m ${String(s % 60).padStart(2, '0')}s`;
   }
-  const h = Math.floor(s / 3600);
-  return `${h} h ${String(Math.round((s - 3600 * h) / 60)).padStart(2, '0')} min`;
+  return `${Math.floor(s / 3600)}h ${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
+}
+
+/** "± 95% CI": what a "±" stands for, written beside every one of them. */
+export function ciLabel(level: ConfidenceLevel): string {
+  return `± ${level}% CI`;
 }
 
 /**
@@ -549,33 +708,12 @@ export function describePoint(
   rows.push([
     'value',
     Number.isNaN(p.value)
-      ? 'n/a'
-      : `${formatValue(p.value)} ± ${formatValue(halfWidth(p, level))} (${level}%)`
+      ? 'missing (no finite value)'
+      : `${formatValue(p.value)} ± ${formatValue(halfWidth(p, level))} (${level}% CI)`
   ]);
   rows.push(['stderr', formatValue(p.stderr)]);
   rows.push(['updates', p.count === null ? 'n/a' : formatCount(p.count)]);
   return rows;
-}
-
-/**
- * The tooltip lines of an aggregate mark; `slots` names its slots ("981 to 985", see
- * slotRange in format.ts, which knows the ranks). A group whose points all miss their value
- * says so ("no values (3 missing)") and has no mean or band lines.
- */
-export function describeMark(m: IMark, level: ConfidenceLevel, slots: string): [string, string][] {
-  const size = m.last - m.first;
-  const points: [string, string] = ['points', `${formatCount(size)} (${slots})`];
-  const note: [string, string] = ['', 'zoom in to see single points'];
-  if (m.n === 0) {
-    return [points, ['values', `no values (${formatCount(size)} missing)`], note];
-  }
-  return [
-    points,
-    ['values', `${formatValue(m.min)} … ${formatValue(m.max)}`],
-    ['mean', formatValue(m.mean)],
-    [`${level}% band`, `${formatValue(m.lo)} … ${formatValue(m.hi)}`],
-    note
-  ];
 }
 
 /** One line summarising the run, from the payload's meta. */
@@ -611,11 +749,39 @@ export function summaryLine(v: IValuation): string {
   return parts.join(' · ');
 }
 
+/**
+ * How far the ranking can be trusted, from the payload's meta: the split-half reliability,
+ * the values distinguishable from zero, and the advice the run gave when its ranking is
+ * mostly noise (`warn`). Null when the payload says nothing about it (older payloads).
+ */
+export function trustLine(v: IValuation): { text: string; warn: boolean } | null {
+  const m = v.meta;
+  if (m.exact === true) {
+    return { text: 'exact values (no sampling)', warn: false };
+  }
+  const advice = asText(m.advice);
+  const r = asNumber(m.reliability);
+  if (!advice && !Number.isFinite(r)) {
+    return null;
+  }
+  const parts: string[] = [];
+  if (Number.isFinite(r)) {
+    parts.push(`reliability of the ranking ${r.toFixed(2)}`);
+  }
+  const distinct = asNumber(m.distinguishable);
+  if (Number.isFinite(distinct)) {
+    parts.push(`${formatCount(distinct)} of ${formatCount(v.total)} values distinguishable from zero`);
+  }
+  const text = parts.join(' · ');
+  return advice ? { text: advice, warn: true } : { text, warn: false };
+}
+
 /** The settings of the run as [key, value] text pairs, in the payload's order. */
 export function settingsRows(v: IValuation): [string, string][] {
+  // A null setting (Python's None) reads "None": an empty cell would look like a missing row.
   const rows: [string, string][] = Object.entries(asObject(v.meta.settings)).map(([k, val]) => [
     k,
-    asText(val)
+    val === null || val === undefined ? 'None' : asText(val)
   ]);
   for (const key of ['status', 'ended', 'permutations', 'path', 'run_id']) {
     const val = v.meta[key];
@@ -628,4 +794,49 @@ export function settingsRows(v: IValuation): [string, string][] {
     rows.push(['mean of all values', formatValue(mean)]);
   }
   return rows;
+}
+
+/** A CSV field: quoted when it has to be, and a text that a spreadsheet would run as a
+ * formula (=, +, -, @ first) made inert with a leading apostrophe. */
+function csvText(text: string): string {
+  const safe = /^[=+\-@\t\r]/.test(text) ? `'${text}` : text;
+  return /[",\r\n]/.test(safe) ? `"${safe.replace(/"/g, '""')}"` : safe;
+}
+
+function csvNumber(v: number | null): string {
+  return v === null || !Number.isFinite(v) ? '' : String(v);
+}
+
+/**
+ * The points of `order` as CSV (RFC 4180, CRLF line ends), one row each in that order: rank,
+ * index, name, label, value, stderr, the interval at `level` and the number of updates.
+ * Numbers keep full precision; a missing value is an empty field.
+ */
+export function toCsv(
+  points: readonly IPoint[],
+  order: readonly number[],
+  level: ConfidenceLevel
+): string {
+  const head = ['rank', 'index', 'name', 'label', 'value', 'stderr'];
+  head.push(`ci${level}_low`, `ci${level}_high`, 'updates');
+  const lines = [head.join(',')];
+  for (const pos of order) {
+    const p = points[pos];
+    const h = halfWidth(p, level);
+    const has = !Number.isNaN(p.value);
+    lines.push(
+      [
+        csvNumber(p.rank),
+        csvNumber(p.index),
+        csvText(p.name),
+        csvText(p.label),
+        csvNumber(has ? p.value : null),
+        csvNumber(p.stderr),
+        csvNumber(has ? p.value - h : null),
+        csvNumber(has ? p.value + h : null),
+        csvNumber(p.count)
+      ].join(',')
+    );
+  }
+  return lines.join('\r\n') + '\r\n';
 }

@@ -86,7 +86,7 @@ describe('keyboard', () => {
     expect(tooltipTitle(r)).toBeNull();
     key(r, 'ArrowRight');
     expect(tooltipTitle(r)).toBe('digit-28');
-    expect($(r, '.dvl-tip-rank').textContent).toBe('1 of 20 (highest first)');
+    expect($(r, '.dvl-tip-rank').textContent).toBe('1 of 20 (1 = highest)');
     expect($(r, '.dvl-live').textContent).toMatch(/^index 28, value 1\.9 ± /);
     expect(r.node.querySelectorAll('.dvl-ring')).toHaveLength(1);
     key(r, 'ArrowRight');
@@ -102,7 +102,7 @@ describe('keyboard', () => {
     expect(tooltipTitle(r)).toBe('digit-29');
     key(r, 'End');
     expect(tooltipTitle(r)).toBe('digit-29');
-    expect($(r, '.dvl-tip-rank').textContent).toBe('20 of 20 (highest first)');
+    expect($(r, '.dvl-tip-rank').textContent).toBe('20 of 20 (1 = highest)');
     key(r, 'ArrowRight'); // stays on the last point
     expect(tooltipTitle(r)).toBe('digit-29');
     key(r, 'Home');
@@ -122,10 +122,10 @@ describe('keyboard', () => {
 
   it('zooms in with + or = and out with - or _, drawing only the visible points', () => {
     const r = render(fixture(20));
-    expect(status(r)).toBe('ranks 1–20 (20 of 20 shown) · bars: 95% intervals');
+    expect(status(r)).toBe('ranks 1–20 shown (all 20 points) · bars: 95% intervals');
     const e = key(r, '+');
     expect(e.defaultPrevented).toBe(true);
-    expect(status(r)).toBe('ranks 6–15 (10 of 20 shown) · bars: 95% intervals');
+    expect(status(r)).toBe('ranks 6–15 shown (10 of 20 points) · bars: 95% intervals');
     expect(pointIndices(r)).toEqual([18, 16, 14, 12, 10, 11, 13, 15, 17, 19]);
     key(r, '-');
     expect(range(r)).toBe('ranks 1–20');
@@ -142,7 +142,7 @@ describe('keyboard', () => {
     const r = render(fixture(20));
     key(r, '+');
     key(r, '+');
-    expect(status(r)).toMatch(/^ranks 8–13 \(6 of 20 shown\)/); // 5 slots from 7.5
+    expect(status(r)).toMatch(/^ranks 8–13 shown \(6 of 20 points\)/); // 5 slots from 7.5
     key(r, '+'); // the same five slots: the window stays where it is
     expect(range(r)).toBe('ranks 8–13');
     key(r, '+');
@@ -216,7 +216,7 @@ describe('mouse wheel', () => {
     const e = wheel(r, 0, { deltaY: -1000, ctrlKey: true });
     expect(e.defaultPrevented).toBe(true);
     frames.flush();
-    expect(status(r)).toMatch(/^ranks 1–8 \(8 of 20 shown\)/);
+    expect(status(r)).toMatch(/^ranks 1–8 shown \(8 of 20 points\)/);
     wheel(r, 0, { deltaY: 500, ctrlKey: true });
     frames.flush();
     expect(range(r)).toBe('ranks 1–20');
@@ -374,7 +374,7 @@ describe('level, sort, subset and k', () => {
     expect(first()).toBeCloseTo(Z_TABLE[95] * 0.15, 9); // slot 5: index 18, stderr 0.15
     choose(r, 'select.dvl-level', '99');
     expect(first()).toBeCloseTo(Z_TABLE[99] * 0.15, 9);
-    expect(status(r)).toBe('ranks 6–15 (10 of 20 shown) · bars: 99% intervals');
+    expect(status(r)).toBe('ranks 6–15 shown (10 of 20 points) · bars: 99% intervals');
     choose(r, 'select.dvl-level', '90');
     expect(first()).toBeCloseTo(Z_TABLE[90] * 0.15, 9);
     expect(status(r)).toMatch(/90% intervals$/);
@@ -388,17 +388,19 @@ describe('level, sort, subset and k', () => {
     expect(range(r)).toBe('ranks 1–20');
     expect(pointIndices(r).slice(0, 3)).toEqual([29, 27, 25]);
     expect(pointIndices(r).slice(-2)).toEqual([26, 28]);
-    expect(title()).toBe('rank (lowest value first)');
+    expect(title()).toBe('rank (1 = highest value; lowest first)');
+    expect(rankTicks(r)).toEqual(['20', '15', '10', '5']); // the same ranks, right to left
     key(r, 'ArrowRight');
-    expect($(r, '.dvl-tip-rank').textContent).toBe('1 of 20 (lowest first)');
+    // The lowest value keeps its rank: 20, counted from the highest, in both directions.
+    expect($(r, '.dvl-tip-rank').textContent).toBe('20 of 20 (1 = highest)');
     choose(r, 'select.dvl-sort', 'original');
-    expect(status(r)).toMatch(/^points 1–20 \(20 of 20 shown\)/);
+    expect(status(r)).toMatch(/^points 1–20 shown \(all 20 points\)/);
     expect(pointIndices(r)).toEqual(Array.from({ length: 20 }, (_, i) => 10 + i));
     expect(title()).toBe('listed points in training order');
     expect(tooltipTitle(r)).toBeNull(); // the active point goes with the old order
     choose(r, 'select.dvl-sort', 'descending');
     expect(pointIndices(r).slice(0, 3)).toEqual([28, 26, 24]);
-    expect(title()).toBe('rank (highest value first)');
+    expect(title()).toBe('rank (1 = highest value; highest first)');
   });
 
   it('show the top or bottom k, with k from its field', () => {
@@ -415,7 +417,7 @@ describe('level, sort, subset and k', () => {
     expect(range(r)).toBe('ranks 1–10');
     setK('3');
     expect(pointIndices(r)).toEqual([28, 26, 24]);
-    expect(status(r)).toMatch(/^ranks 1–3 \(3 of 3 shown\)/);
+    expect(status(r)).toMatch(/^ranks 1–3 shown \(all 3 points\)/);
     choose(r, 'select.dvl-subset', 'bottom');
     expect(pointIndices(r)).toEqual([25, 27, 29]);
     expect(range(r)).toBe('ranks 18–20');
@@ -489,7 +491,7 @@ describe('missing values', () => {
   it('keep the status range to the ranked points', () => {
     const r = render(withMissing(6, 1));
     expect(status(r)).toBe(
-      'ranks 1–5 and 1 missing value (6 of 6 shown) · bars: 95% intervals'
+      'ranks 1–5 and 1 missing value shown (all 6 points) · bars: 95% intervals'
     );
     choose(r, 'select.dvl-sort', 'ascending'); // missing values still go last
     expect(range(r)).toBe('ranks 1–5 and 1 missing value');
@@ -503,7 +505,7 @@ describe('missing values', () => {
     key(r, '+');
     key(r, '+');
     key(r, 'End');
-    expect(status(r)).toMatch(/^5 missing values \(5 of 12 shown\)/);
+    expect(status(r)).toMatch(/^5 missing values shown \(5 of 12 points\)/);
     key(r, 'Home');
     expect(range(r)).toBe('ranks 1–5');
   });
@@ -511,17 +513,18 @@ describe('missing values', () => {
   it('are labelled on the rank axis as missing', () => {
     const r = render(withMissing(6, 1));
     expect(rankTicks(r)).toEqual(['1', '2', '3', '4', '5', 'missing']);
-    choose(r, 'select.dvl-sort', 'ascending');
-    expect(rankTicks(r)).toEqual(['1', '2', '3', '4', '5', 'missing']);
+    choose(r, 'select.dvl-sort', 'ascending'); // ranks run the other way, missing stays last
+    expect(rankTicks(r)).toEqual(['5', '4', '3', '2', '1', 'missing']);
     choose(r, 'select.dvl-sort', 'original'); // positions, which every point has
     expect(rankTicks(r)).toEqual(['1', '2', '3', '4', '5', '6']);
   });
 
+  // 1,000 points in the default 656-pixel plot, one mark per 2 pixels: groups of 4 slots.
   it('put the highlight of a group with no value in the middle of the plot', () => {
-    const r = render(withMissing(1000, 8)); // groups of 5; slots 992..999 missing
-    pointer(r, 'pointermove', plotX(997.5 / 1000)); // the group of slots 995..999
-    expect(tooltipTitle(r)).toBe('group of points');
-    expect($(r, '.dvl-tip-points').textContent).toBe('5 (5 missing values)');
+    const r = render(withMissing(1000, 8)); // slots 992..999 missing
+    pointer(r, 'pointermove', plotX(997.5 / 1000)); // slot 997, in the group of 996..999
+    expect(tooltipTitle(r)).toBe('digit-1007'); // the point under the pointer
+    expect($(r, '.dvl-tip-group').textContent).toBe('4 points (4 missing values)');
     expect(r.node.querySelectorAll('.dvl-guide')).toHaveLength(1);
     expect(r.node.querySelectorAll('.dvl-ring')).toHaveLength(0);
     expect($(r, '.dvl-tooltip').style.top).toMatch(/^\d+(\.\d+)?px$/);
@@ -529,45 +532,24 @@ describe('missing values', () => {
     expect(nanAttributes(r)).toEqual([]);
   });
 
-  it('say plainly that a group has no values, in the tooltip and the live region', () => {
-    const r = render(withMissing(1000, 8)); // groups of 5; slots 992..999 missing
-    pointer(r, 'pointermove', plotX(997.5 / 1000)); // the group of slots 995..999
-    expect(tooltipTitle(r)).toBe('group of points');
-    expect($(r, '.dvl-tip-values').textContent).toBe('no values (5 missing)');
-    expect(r.node.querySelector('.dvl-tip-mean')).toBeNull();
-    expect(r.node.querySelector('.dvl-tip-band')).toBeNull();
-    expect($(r, '.dvl-tip-note').textContent).toBe('zoom in to see single points');
-    expect($(r, '.dvl-tooltip').textContent).not.toContain('n/a');
-    expect($(r, '.dvl-live').textContent).toBe('5 (5 missing values), no values (5 missing)');
-    choose(r, 'select.dvl-sort', 'original'); // slots named by place: the count says it
+  it('say plainly that the point has no value, in the tooltip and the live region', () => {
+    const r = render(withMissing(1000, 8)); // slots 992..999 missing
     pointer(r, 'pointermove', plotX(997.5 / 1000));
-    expect($(r, '.dvl-tip-values').textContent).not.toContain('n/a');
-    // A group with some values keeps its mean and band.
-    choose(r, 'select.dvl-sort', 'descending');
-    pointer(r, 'pointermove', plotX(992.5 / 1000)); // slots 990..994: two values
-    expect($(r, '.dvl-tip-values').textContent).not.toContain('n/a');
-    expect(r.node.querySelector('.dvl-tip-mean')).not.toBeNull();
-    expect(r.node.querySelector('.dvl-tip-band')).not.toBeNull();
-    expect($(r, '.dvl-live').textContent).toMatch(
-      /^5 \(991 to 992 and 3 missing values\), values -?\d/
+    expect($(r, '.dvl-tip-value').textContent).toBe('missing (no finite value)');
+    expect(r.node.querySelector('.dvl-tip-rank')).toBeNull();
+    expect($(r, '.dvl-tip-note').textContent).toBe('zoom in to tell them apart');
+    expect($(r, '.dvl-tooltip').textContent).not.toContain('NaN');
+    expect($(r, '.dvl-live').textContent).toBe(
+      'index 1007, value n/a; one of 4 points (4 missing values) drawn as one mark'
     );
-  });
-
-  it('are named missing in the rank column of the table', () => {
-    const r = render(withMissing(6, 1)); // index 15 has no value
-    click(r, 'Show the table of values');
-    const cells = (col: number) =>
-      [...$(r, '.dvl-tableview').querySelectorAll('tbody tr')].map(
-        tr => tr.children[col].textContent
-      );
-    expect(cells(0)).toEqual(['1', '2', '3', '4', '5', 'missing']);
-    expect(cells(4)[5]).toBe('n/a');
-    choose(r, 'select.dvl-sort', 'ascending');
-    expect(cells(0)).toEqual(['1', '2', '3', '4', '5', 'missing']);
-    choose(r, 'select.dvl-sort', 'original'); // training order: index 15 comes last
-    expect(cells(1)[5]).toBe('15');
-    expect(cells(0)[5]).toBe('missing');
-    expect(cells(0).filter(c => c === '')).toEqual([]);
+    // A point with a value in a group: its own value and rank, and a ring on it.
+    pointer(r, 'pointermove', plotX(990.5 / 1000)); // slot 990, rank 991
+    expect($(r, '.dvl-tip-rank').textContent).toBe('991 of 992 (1 = highest)');
+    expect($(r, '.dvl-tip-group').textContent).toBe(
+      '4 points (ranks 989 to 992)'
+    );
+    expect(r.node.querySelectorAll('.dvl-ring')).toHaveLength(1);
+    expect(nanAttributes(r)).toEqual([]);
   });
 
   it('give the highlight of a group with no value the middle of the plot as its place', () => {
@@ -578,31 +560,34 @@ describe('missing values', () => {
     const geo = geometry(0);
     chart.draw(geo);
     const group = chart.markAt(997)!;
-    expect(group).toMatchObject({ first: 995, last: 1000, n: 0 });
-    expect(chart.highlight(group, geo)).toEqual({
-      cx: MARGIN.left + (997.5 / 1000) * geo.plotW,
+    expect(group).toMatchObject({ first: 996, last: 1000, n: 0 });
+    expect(chart.highlight(group, geo, 997)).toEqual({
+      cx: MARGIN.left + (998 / 1000) * geo.plotW,
       cy: MARGIN.top + geo.plotH / 2
     });
-    const mixed = chart.markAt(992)!; // slots 990..994: two values, three missing
-    expect(mixed.n).toBe(2);
-    expect(Number.isFinite(chart.highlight(mixed, geo).cy)).toBe(true);
+    const mixed = chart.markAt(993)!; // slots 992..995: no value; 988..991 all values
+    expect(mixed.n).toBe(0);
+    expect(chart.markAt(990)!.n).toBe(4);
+    expect(Number.isFinite(chart.highlight(chart.markAt(990)!, geo, 990).cy)).toBe(true);
   });
 
-  it('are named in the tooltip of a group of points', () => {
-    const r = render(withMissing(1000, 8)); // groups of 5 slots; slots 992..999 missing
-    expect(status(r)).toMatch(/^ranks 1–992 and 8 missing values \(1,000 of 1,000 shown\)/);
-    pointer(r, 'pointermove', plotX(992.5 / 1000)); // the group of slots 990..994
-    expect(tooltipTitle(r)).toBe('group of points');
-    expect($(r, '.dvl-tip-points').textContent).toBe('5 (991 to 992 and 3 missing values)');
-    pointer(r, 'pointermove', plotX(980.5 / 1000));
-    expect($(r, '.dvl-tip-points').textContent).toBe('5 (981 to 985)');
+  it('are named in the group line of the tooltip', () => {
+    const r = render(withMissing(1000, 10)); // slots 990..999 missing
+    expect(status(r)).toMatch(/^ranks 1–990 and 10 missing values shown \(all 1,000 points\)/);
+    pointer(r, 'pointermove', plotX(989.5 / 1000)); // the group of slots 988..991
+    expect($(r, '.dvl-tip-group').textContent).toBe(
+      '4 points (ranks 989 to 990 and 2 missing values)'
+    );
+    pointer(r, 'pointermove', plotX(981.5 / 1000));
+    expect($(r, '.dvl-tip-group').textContent).toBe('4 points (ranks 981 to 984)');
+    // the fixture's values alternate in sign with the index: the group spans both
+    expect($(r, '.dvl-tip-itsvalues').textContent).toMatch(/^-?[\d.]+ … -?[\d.]+$/);
   });
 
   it('leave a single rank in a group or window named once', () => {
-    const r = render(withMissing(1000, 9)); // slots 991..999 missing
-    pointer(r, 'pointermove', plotX(992.5 / 1000)); // slots 990..994: only 990 has a value
-    expect($(r, '.dvl-tip-points').textContent).toBe('5 (991 and 4 missing values)');
-    expect($(r, '.dvl-live').textContent).toMatch(/^5 \(991 and 4 missing values\), values /);
+    const r = render(withMissing(1000, 11)); // slots 989..999 missing
+    pointer(r, 'pointermove', plotX(988.5 / 1000)); // slots 988..991: only 988 has a value
+    expect($(r, '.dvl-tip-group').textContent).toBe('4 points (rank 989 and 3 missing values)');
     unmountAll();
     const s = render(withMissing(12, 6)); // slots 6..11 missing
     key(s, '+');
@@ -620,18 +605,18 @@ describe('missing values', () => {
 describe('a single point', () => {
   it('is one rank, or one point in training order', () => {
     const r = render(fixture(1));
-    expect(status(r)).toBe('rank 1 (1 of 1 shown) · bars: 95% intervals');
+    expect(status(r)).toBe('rank 1 shown (all 1 point) · bars: 95% intervals');
     expect($(r, '.dvl-summary').textContent).toMatch(/^1 point · /);
     key(r, 'ArrowRight');
-    expect($(r, '.dvl-tip-rank').textContent).toBe('1 of 1 (highest first)');
+    expect($(r, '.dvl-tip-rank').textContent).toBe('1 of 1 (1 = highest)');
     choose(r, 'select.dvl-sort', 'original');
-    expect(status(r)).toBe('point 1 (1 of 1 shown) · bars: 95% intervals');
+    expect(status(r)).toBe('point 1 shown (all 1 point) · bars: 95% intervals');
   });
 
   it('with a missing value has no rank', () => {
     const r = render(withMissing(1, 1));
-    expect(status(r)).toBe('1 missing value (1 of 1 shown) · bars: 95% intervals');
-    expect(rankTicks(r)).toEqual([]);
+    expect(status(r)).toBe('1 missing value shown (all 1 point) · bars: 95% intervals');
+    expect(rankTicks(r)).toEqual(['missing']);
   });
 });
 

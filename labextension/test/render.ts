@@ -72,14 +72,14 @@ export function $<E extends Element = HTMLElement>(r: ValuationRenderer, selecto
   return el;
 }
 
-/** The status line under the chart. */
+/** The status line under the chart (without its legend). */
 export function status(r: ValuationRenderer): string {
-  return $(r, '.dvl-status').textContent ?? '';
+  return $(r, '.dvl-status-text').textContent ?? '';
 }
 
 /** The "ranks a–b" (or "points a–b") part of the status line. */
 export function range(r: ValuationRenderer): string {
-  return status(r).split(' (')[0];
+  return status(r).split(' shown (')[0];
 }
 
 /** The training indices of the drawn points, left to right. */

@@ -61,7 +61,7 @@ def _missing() -> str | None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    ours = [item for item in items if Path(str(item.fspath)).name == "test_browser.py"]
+    ours = [item for item in items if Path(str(item.fspath)).name.startswith("test_browser")]
     for item in ours:
         item.add_marker(pytest.mark.browser)
     reason = _missing() if ours else None

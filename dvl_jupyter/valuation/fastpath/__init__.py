@@ -43,7 +43,8 @@ The package, one job per module:
 * ``kernel``: the C kernel (plan, generate, compile, check, run);
 * ``vmap``: the torch.func trainer;
 * ``scoring``: batched predictions behind any scorer (:func:`fit_score_many`);
-* ``evaluator``: :class:`FastPathEvaluator`, what a valuation run dispatches to its workers.
+* ``evaluator``: :class:`FastPathEvaluator`, what a valuation run dispatches to its workers
+  (and :class:`FastPathPredictionEvaluator`, the same for Data-OOB's bags: predictions).
 
 Public API::
 
@@ -51,19 +52,22 @@ Public API::
     states = fit_many(net, x, y, subsets, seeds)  # one module state_dict per subset
     probs = predict_proba_many(net, states, x_test)        # (K, N, C), skorch's predict_proba
     scores = fit_score_many(net, x, y, subsets, seeds, scorer)  # fit + score, fastest route
+    probs = fit_predict_many(net, x, y, bags, seeds, [x_train, x_test])  # [(K, N, C), ...]
 """
 
 from __future__ import annotations
 
-from .evaluator import DEFAULT_BLOCK, FastPathEvaluator
-from .scoring import fit_score_many, predict_proba_many
+from .evaluator import DEFAULT_BLOCK, FastPathEvaluator, FastPathPredictionEvaluator
+from .scoring import fit_predict_many, fit_score_many, predict_proba_many
 from .train import FitResult, fit_many, train_models, trainer_for, unsupported_reason
 
 __all__ = [
     "DEFAULT_BLOCK",
     "FastPathEvaluator",
+    "FastPathPredictionEvaluator",
     "FitResult",
     "fit_many",
+    "fit_predict_many",
     "fit_score_many",
     "predict_proba_many",
     "train_models",

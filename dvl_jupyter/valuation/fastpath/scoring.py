@@ -18,7 +18,7 @@ from ..utils import to_numpy, torch_threads
 from .spec import NetSpec, net_spec, unwrap
 from .train import FitResult, kernel_for, train_models
 
-__all__ = ["fit_score_many", "predict_proba_many"]
+__all__ = ["fit_predict_many", "fit_score_many", "predict_proba_many"]
 
 
 def _stack_states(spec: NetSpec, states: Sequence[dict[str, torch.Tensor]]) -> torch.Tensor:
@@ -62,6 +62,18 @@ def predict_proba_many(net: Any, states: Sequence[dict[str, torch.Tensor]], x: A
     flat = _stack_states(spec, states)
     buffers = [{n: st[n] for n in spec.buffer_names} for st in states]
     return predict(spec, flat, buffers, x, trainer, threads)
+
+
+def fit_predict_many(net: Any, x: Any, y: Any, subsets: Sequence[np.ndarray],
+                     seeds: Sequence[int], targets: Sequence[Any], *, trainer: str = "auto",
+                     n_threads: int | None = None) -> list[np.ndarray]:
+    """Fit one model per subset (as :func:`fit_many`; rows may repeat, as in a bootstrap bag)
+    and return, for each array of ``targets``, the K models' ``predict_proba`` at once: a list
+    of arrays (K, N_target, ...), as skorch returns them."""
+    threads = torch.get_num_threads() if n_threads is None else max(1, int(n_threads))
+    result = train_models(net, x, y, subsets, seeds, trainer=trainer, n_threads=threads)
+    return [predict(result.spec, result.flat, result.buffers, t, result.trainer, threads)
+            for t in targets]
 
 
 class _BatchedPredictions:

@@ -4,20 +4,28 @@
   :class:`~.base.UtilityValuation` for methods that evaluate a utility on subsets;
 * ``tmc``: :class:`~.tmc.TMCShapleyValuation`, Truncated Monte Carlo Shapley;
 * ``knn_shapley``: :class:`~.knn_shapley.KNNShapleyValuation`, exact Shapley values of a
-  nearest-neighbour classifier in closed form.
+  nearest-neighbour classifier in closed form;
+* ``loo``: :class:`~.loo.LOOValuation`, leave-one-out values;
+* ``data_oob``: :class:`~.data_oob.DataOOBValuation`, out-of-bag values of a bagged model.
 """
 
 from __future__ import annotations
 
 from .base import UtilityValuation, ValuationMethod
+from .data_oob import DataOOBValuation, neg_l2_distance, point_wise_accuracy
 from .knn_shapley import KNNShapleyValuation, knn_shapley_from_ranking, knn_shapley_values
+from .loo import LOOValuation
 from .tmc import TMCShapleyValuation
 
 __all__ = [
+    "DataOOBValuation",
     "KNNShapleyValuation",
+    "LOOValuation",
     "TMCShapleyValuation",
     "UtilityValuation",
     "ValuationMethod",
     "knn_shapley_from_ranking",
     "knn_shapley_values",
+    "neg_l2_distance",
+    "point_wise_accuracy",
 ]

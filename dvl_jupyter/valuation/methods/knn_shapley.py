@@ -677,6 +677,7 @@ class KNNShapleyValuation(ValuationMethod):
         result = run.result
         result.update(np.arange(len(train)), values)  # one exact computation: count 1, var 0
         result.status = Status.Converged
+        result.meta["exact"] = True  # no sampling: nothing to be reliable about
         result.meta.update(
             n_test=n_test,
             n_neighbors=k,
