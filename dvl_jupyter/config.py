@@ -19,9 +19,10 @@ from typing import Any, ClassVar
 from .valuation import StoppingCriterion, TruncationPolicy
 from .valuation.cachedir import DEFAULT_CACHE_DIR, CacheDirectory
 from .valuation.dataset import Dataset, as_dataset
-from .valuation.exceptions import DvlParameterError
+from .valuation.exceptions import DvlError, DvlParameterError
 from .valuation.params import (
     BATCHED,
+    FLAG,
     SEED,
     STOPPING,
     TRUNCATION,
@@ -49,7 +50,24 @@ def _is_data(value: Any) -> bool:
     return True
 
 
-_DATA = [InstanceOf(Dataset, "a Dataset"), Satisfies(_is_data, "an (x, y) tuple of arrays")]
+class _Data(Satisfies):
+    """An ``(x, y)`` pair that makes a Dataset; a refused pair gets the Dataset's own reason
+    (lengths that differ, a list where an array is wanted), not just "must be a pair"."""
+
+    def __init__(self) -> None:
+        super().__init__(_is_data, "an (x, y) tuple of arrays")
+
+    def hint_for(self, value: Any) -> str:
+        if not (isinstance(value, tuple) and len(value) == 2):
+            return ""
+        try:
+            as_dataset(value, "data")
+        except DvlError as exc:
+            return str(exc)
+        return ""
+
+
+_DATA = [InstanceOf(Dataset, "a Dataset"), _Data()]
 
 
 @dataclass
@@ -79,6 +97,12 @@ class RunConfig:
     batched: bool | str = "auto"
     scheduler: str | None = None  # dask: address of a scheduler, e.g. tcp://10.0.0.5:8786
     utility: Any = None  # a ready utility replaces model/test/scoring
+    #: True: a failing fit or scoring scores ``default`` and is counted (pyDVL's default);
+    #: False: the first one stops the run with its own traceback (the magic's --debug).
+    catch_errors: bool = True
+    #: Any text mixed into the cache's key: change it when something the key cannot see
+    #: changed (see the README's "What the cache key covers").
+    cache_key: str | None = None
 
     #: What each setting may be: the one table every front end is checked against.
     _parameter_constraints: ClassVar[dict[str, Any]] = {
@@ -96,6 +120,8 @@ class RunConfig:
         "seed": SEED,
         "batched": BATCHED,
         "scheduler": [None, InstanceOf(str, "an address such as tcp://10.0.0.5:8786")],
+        "catch_errors": FLAG,
+        "cache_key": [None, InstanceOf(str, "a text")],
     }
 
     @classmethod
@@ -112,6 +138,12 @@ class RunConfig:
 
         validate_params({f.name: getattr(self, f.name) for f in fields(self)},
                         self._parameter_constraints)
+        if self.scheduler is not None and self.backend != "dask":
+            raise DvlParameterError(
+                f"scheduler is a dask scheduler's address, used with backend 'dask' only; "
+                f"got backend {self.backend!r}. Set backend 'dask' (--backend dask), or "
+                "leave scheduler unset."
+            )
         if self.test is not None:
             check_param("test", self.test, _DATA)
         method_entry(self.method)
@@ -131,6 +163,8 @@ class RunConfig:
             "scheduler": self.scheduler,
             "seed": self.seed,
             "batched": self.batched,
+            "catch_errors": self.catch_errors,
+            "cache_key": self.cache_key,
             "n_train": len(as_dataset(self.train, "train")) if self.train is not None else None,
         }
 

@@ -143,7 +143,8 @@ def mimebundle(
     if wanted(MIME_TYPE):
         bundle[MIME_TYPE] = payload
     png: bytes | None = None
-    if show != "table" and (wanted("image/png") or html_wanted):
+    nothing_yet = _no_value_yet(result) is not None  # a plot of zeros would say nothing
+    if show != "table" and not nothing_yet and (wanted("image/png") or html_wanted):
         kind = {"auto": "summary", "plot": "plot", "grid": "grid"}[show]
         png = _render_png(result, kind, k)
     if png is not None and wanted("image/png") and not html_wanted:
@@ -593,6 +594,21 @@ class _Rows:
         return f"{plural(self.missing, 'point')} without a finite value (no rank)"
 
 
+def _no_value_yet(result: ValuationResult) -> str | None:
+    """The sentence for a result in which no point has been updated (a run stopped before
+    its first permutation finished), else None: its zeros are no values."""
+    if np.any(np.asarray(result.counts)):
+        return None
+    what = "permutation" if "permutations" in result.meta else "sample"
+    return f"No value was estimated yet: no {what} finished."
+
+
+def _notes(result: ValuationResult) -> list[str]:
+    """What the engine says once about how the values were made (``meta["notes"]``)."""
+    notes = result.meta.get("notes")
+    return [str(n) for n in notes] if isinstance(notes, list) else []
+
+
 def result_text(result: ValuationResult, k: int = 5) -> str:
     """A few lines for terminals: what ran, then the highest and lowest values, by rank."""
     what, how = _headline(result)
@@ -600,9 +616,13 @@ def result_text(result: ValuationResult, k: int = 5) -> str:
     values, stderr = np.asarray(result.values), np.asarray(result.stderr)
     names = [_one_line(n) for n in np.asarray(result.names)]
     lines = [f"{what} ({how})" if how else what]
+    nothing_yet = _no_value_yet(result)
+    if nothing_yet is not None:
+        return "\n".join([*lines, f"  {nothing_yet}"])
     trust = _trust(result)
     if trust is not None:
         lines.append(("! " if trust[1] else "  ") + trust[0])
+    lines += [f"  {note}" for note in _notes(result)]
     if rows.positions:
         rank_w = max(4, len(f"{rows.n_ranked:,}"))
         name_w = max(4, *(_width(names[p]) for p in rows.positions))
@@ -636,12 +656,17 @@ def result_html(
     esc = html.escape
     what, how = _headline(result)
     parts = ['<div class="dvl-valuation">']
+    nothing_yet = _no_value_yet(result)
+    if nothing_yet is not None:
+        return (f'<div class="dvl-valuation"><p>{esc(what)}{": " + esc(how) if how else ""}'
+                f"</p><p>{esc(nothing_yet)}</p></div>")
     trust = _trust(result)
     if trust is not None:
         style = ("border-left:3px solid #e69500;padding-left:6px;font-weight:600"
                  if trust[1] else "opacity:0.8")
         parts.append(f'<div class="dvl-trust" style="font-size:90%;{style}">'
                      f"{esc(trust[0])}</div>")
+    parts += [f"<p>{esc(note)}</p>" for note in _notes(result)]
     if png is not None:
         b64 = base64.b64encode(png).decode("ascii")
         parts.append(f'<img class="dvl-png" alt="{esc(what)}" style="max-width:100%" '

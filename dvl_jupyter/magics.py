@@ -9,8 +9,16 @@ panel and plain Python share.
 Errors a user can fix (a missing variable, an unknown option or setting, a model or data of the
 wrong type, any engine :class:`~dvl_jupyter.valuation.exceptions.DvlError`) are raised as
 IPython's own ``UsageError``, which the shell shows as one short line instead of a traceback
-through torch and joblib; a subclass would lose that short display. ``--debug`` (or
-``%config ShapleyMagics.debug = True``) re-raises the original error with its traceback.
+through torch and joblib; a subclass would lose that short display. When the culprit is the
+user's own code (a utility or scoring function that raises, a model whose fit fails: a
+:class:`~dvl_jupyter.valuation.exceptions.UserCodeError`), the line names it and the step.
+``--debug`` (or ``%config ShapleyMagics.debug = True``) re-raises the original error: for the
+user's code, its own traceback, not the engine's; and a run under ``--debug`` stops at the
+first failing fit instead of counting it (``catch_errors=False``). A run that fails midway
+keeps its partial result in the ``-o`` variable, and says so.
+
+Options are split as a shell would: quotes group (``--cache "my cache dir"``), and IPython
+has already expanded ``{var}`` and ``$var`` in the line.
 
 A kernel interrupt ends a run cleanly: the partial result is stored in the ``-o`` variable and
 displayed, the cache keeps every evaluation, and the cell then ends with a one-line
@@ -21,11 +29,13 @@ from __future__ import annotations
 
 import ast
 import difflib
+import os
+import shlex
 from typing import Any
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class
-from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from IPython.core.magic_arguments import argument, magic_arguments
 from traitlets import Any as AnyTrait
 from traitlets import Bool, Enum, TraitError, Unicode, validate
 from traitlets.config import Configurable
@@ -36,7 +46,7 @@ from .runner import ValuationRunner
 from .valuation import NoTruncation
 from .valuation.cachedir import DEFAULT_CACHE_DIR, CacheDirectory
 from .valuation.ending import RunEnd
-from .valuation.exceptions import DvlError
+from .valuation.exceptions import DvlError, UserCodeError
 from .valuation.utils import plural
 
 __all__ = ["ShapleyMagics", "SETTINGS", "load", "unload"]
@@ -185,13 +195,18 @@ class ShapleyMagics(Magics, Configurable):
               help="dask scheduler, e.g. tcp://10.0.0.5:8786 (with --backend dask)")
     @argument("--cache", metavar="DIR", help="cache directory (default: .dvl_cache)")
     @argument("--no-cache", action="store_true", help="compute everything, store nothing")
+    @argument("--cache-key", metavar="TEXT",
+              help="any text mixed into the cache's key: change it to recompute everything "
+                   "after a change the cache cannot see")
     @argument("--seed", type=_number, metavar="N", help="seed of the permutations")
     @argument("--no-progress", action="store_true", help="no live progress")
     @argument("--show", choices=SHOW_CHOICES, help="what to display when done")
     @argument("--batched", choices=tuple(BATCHED), help="the fast path: auto, on or off")
     @argument("--background", action="store_true",
               help="run in a thread and return at once; NAME is set when done")
-    @argument("--debug", action="store_true", help="full tracebacks instead of short errors")
+    @argument("--debug", action="store_true",
+              help="full tracebacks instead of short errors; a failing fit stops the run "
+                   "(catch_errors=False)")
     @line_cell_magic
     def shapley(self, line: str, cell: str | None = None) -> None:
         """Value every training point: TMC-Shapley by default, or another ``method``.
@@ -214,7 +229,7 @@ class ShapleyMagics(Magics, Configurable):
         args = self._parse(self.shapley, line)
         debug = args.debug or self.debug
         try:
-            config = self._config(args, cell)
+            config = self._config(args, cell, debug)
             self._run(config, args)
         except _UserError as exc:
             if debug and exc.original is not None:
@@ -223,18 +238,26 @@ class ShapleyMagics(Magics, Configurable):
         except DvlError as exc:
             if debug:
                 raise
-            raise UsageError(_one_line(exc)) from None
+            raise UsageError(_short(exc)) from None
 
     #: The same magic under a name that fits every method.
     valuation = line_cell_magic("valuation")(shapley)
 
     def _parse(self, magic: Any, line: str) -> Any:
-        """``parse_argstring`` with a did-you-mean for a misspelt option."""
+        """The options, split as a shell would (:func:`split_options`), with a did-you-mean
+        for a misspelt option."""
+        name = magic.__name__
         try:
-            return parse_argstring(magic, line)
+            argv = split_options(line)
+        except ValueError as exc:
+            raise UsageError(
+                f"%{name}: {exc} in the options; quote a value with spaces as a shell would, "
+                'e.g. --cache "my cache dir"'
+            ) from None
+        try:
+            return magic.parser.parse_args(argv)
         except UsageError as exc:
             message = str(exc)
-            name = magic.__name__
             if message.startswith("unrecognized arguments:"):
                 bad = message.split(":", 1)[1].split()[0]
                 options = [o for a in magic.parser._actions for o in a.option_strings]
@@ -244,7 +267,7 @@ class ShapleyMagics(Magics, Configurable):
                 ) from None
             raise UsageError(f"%{name}: {message} (%{name}? lists the options)") from None
 
-    def _config(self, args: Any, cell: str | None) -> RunConfig:
+    def _config(self, args: Any, cell: str | None, debug: bool = False) -> RunConfig:
         if args.out is not None:
             check_output_name(args.out)
         if cell is None:
@@ -265,6 +288,8 @@ class ShapleyMagics(Magics, Configurable):
             cache=None if args.no_cache or not cache else cache,
             seed=args.seed if args.seed is not None else self.seed,
             batched=BATCHED[args.batched or self.batched],
+            catch_errors=not debug,  # --debug: the first failing fit stops, with its traceback
+            cache_key=args.cache_key,
         )
 
     def _line_settings(self, names: list[str]) -> dict[str, Any]:
@@ -354,17 +379,38 @@ class ShapleyMagics(Magics, Configurable):
         if args.background:
             self._start_background(runner, args.out, show)
             return
-        result = runner.run()  # blocks; an interrupt returns the partial result
+        try:
+            result = runner.run()  # blocks; an interrupt returns the partial result
+        except DvlError as exc:
+            raise _UserError(_short(exc) + self._keep_partial(runner, args.out), exc) from None
         if result is None:  # interrupted before the first value
             raise RunInterrupted("run interrupted before it started; nothing to keep.")
         self._deliver(result, args.out, show)
         if RunEnd.parse(result.meta.get("ended")) is RunEnd.INTERRUPTED:
             where = f"in {args.out!r}" if args.out else "not stored (use -o NAME)"
             kept = " and the cache keeps every evaluation" if config.cache is not None else ""
+            done = int(result.meta.get("permutations") or 0)
+            if done:
+                raise RunInterrupted(
+                    f"run interrupted after {plural(done, 'permutation')}; the partial result "
+                    f"is {where}{kept}."
+                )
             raise RunInterrupted(
-                f"run interrupted after {result.meta.get('permutations', 0)} permutations; "
-                f"the partial result is {where}{kept}."
+                f"run interrupted before any permutation finished: no value was estimated yet"
+                f"{kept.replace(' and', ';')}."
             )
+
+    def _keep_partial(self, runner: ValuationRunner, out: str | None) -> str:
+        """Store the partial result of a run that failed midway in ``out``; the words that
+        say so ("" when there is nothing worth keeping)."""
+        result = runner.result
+        done = int((result.meta.get("permutations") or 0) if result is not None else 0)
+        if result is None or not done:
+            return ""
+        if not out:
+            return f" The {plural(done, 'permutation')} done are lost (use -o NAME to keep them)."
+        self.shell.user_ns[out] = result
+        return f" The partial result ({plural(done, 'permutation')}) is in {out!r}."
 
     def _deliver(self, result: Any, out: str | None, show: str) -> None:
         from IPython.display import display
@@ -430,8 +476,9 @@ class ShapleyMagics(Magics, Configurable):
                 print(f"Loaded run {args.run_id} ({len(result)} points) into `{args.out}`.")
             else:
                 values, runs = directory.clear()
-                print(f"Cleared {directory.path}: {plural(values, 'cached value')} and "
-                      f"{plural(runs, 'run')} removed.")
+                what = ("the damaged cache file (its values could not be counted)"
+                        if values is None else plural(values, "cached value"))
+                print(f"Cleared {directory.path}: {what} and {plural(runs, 'run')} removed.")
         except (DvlError, OSError) as exc:
             if self.debug:
                 raise
@@ -444,6 +491,30 @@ class ShapleyMagics(Magics, Configurable):
         from .widget_panel import ShapleyPanel
 
         return ShapleyPanel(self.shell.user_ns)
+
+
+def split_options(line: str) -> list[str]:
+    """A magic's options as a shell splits them: quotes group and are removed
+    (``--cache "my cache dir"`` is one value), backslashes escape (not on Windows, where
+    they separate a path). IPython's own ``parse_argstring`` keeps the quotes in the value.
+    Raises ``ValueError`` for an unclosed quote."""
+    if os.name != "nt":
+        return shlex.split(line, posix=True)
+    return [_unquote(word) for word in shlex.split(line, posix=False)]
+
+
+def _unquote(word: str) -> str:
+    if len(word) >= 2 and word[0] == word[-1] and word[0] in "\"'":
+        return word[1:-1]
+    return word
+
+
+def _short(exc: BaseException) -> str:
+    """An engine error in one line; for the user's own code, how to see its traceback."""
+    text = _one_line(exc)
+    if isinstance(exc, UserCodeError) and (exc.user_traceback or exc.original is not None):
+        text = text.rstrip(".") + ". --debug shows its traceback."
+    return text
 
 
 def _body_line(exc: BaseException) -> int | str:

@@ -34,6 +34,48 @@ from .valuation.utils import is_skorch_net
 __all__ = ["RunConfig", "ValuationRunner"]
 
 
+#: Seconds to wait for a dask scheduler to answer (distributed's own default is 30).
+CONNECT_TIMEOUT = 5.0
+
+
+def _register_ray() -> None:
+    """Make joblib's ``ray`` backend exist (ray registers it); one line if ray is missing."""
+    try:
+        from ray.util.joblib import register_ray
+    except ImportError:
+        raise DvlValueError(
+            "backend 'ray' needs the ray package: pip install 'ray[default]'; or use backend "
+            "'loky' (this machine's cores) or 'dask'."
+        ) from None
+    try:
+        register_ray()
+    except Exception as exc:  # noqa: BLE001 - a third party's failure, said in one line
+        raise DvlValueError(
+            f"backend 'ray' could not be set up ({type(exc).__name__}: {_short(exc)}); use "
+            "backend 'loky' or 'dask'."
+        ) from None
+
+
+def _connect(distributed: Any, address: str) -> Any:
+    """A client of the scheduler at ``address``, or one line saying why there is none."""
+    try:
+        # not set as the default: a client that failed to connect would stay the default
+        # one, and the next run without --scheduler would try it again
+        return distributed.Client(address, timeout=CONNECT_TIMEOUT, set_as_default=False)
+    except Exception as exc:  # noqa: BLE001 - a third party's failure, said in one line
+        raise DvlValueError(
+            f"scheduler {address!r}: no dask scheduler answered within {CONNECT_TIMEOUT:g} s "
+            f"({type(exc).__name__}: {_short(exc)}). Check the address and that a scheduler "
+            "runs there (dask scheduler), or leave scheduler unset to use the notebook's "
+            "distributed.Client."
+        ) from None
+
+
+def _short(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text if len(text) <= 160 else text[:157] + "..."
+
+
 class ValuationRunner:
     """Run one valuation described by a :class:`RunConfig`, foreground or background.
 
@@ -76,7 +118,8 @@ class ValuationRunner:
             scorer = SkorchSupervisedScorer(c.model, test_data=test, scoring=c.scoring, **kwargs)
         else:
             scorer = SupervisedScorer(c.scoring, test, **kwargs)
-        return ModelUtility(c.model, scorer, cache=self.cache)
+        return ModelUtility(c.model, scorer, cache=self.cache, catch_errors=c.catch_errors,
+                            cache_key=c.cache_key)
 
     def build(self) -> ValuationMethod:
         """Check the configuration and build the valuation, in the calling thread.
@@ -137,6 +180,8 @@ class ValuationRunner:
 
         c = self.config
         jobs = -1 if c.backend in ("dask", "ray") and c.jobs == 1 else c.jobs
+        if c.backend == "ray":
+            _register_ray()
         if c.backend != "dask":
             with parallel_config(backend=c.backend, n_jobs=jobs):
                 yield
@@ -145,10 +190,13 @@ class ValuationRunner:
             import distributed
         except ImportError:
             raise DvlValueError(
-                "backend 'dask' needs the distributed package: pip install distributed."
+                "backend 'dask' needs the distributed package: pip install distributed; or "
+                "use backend 'loky' (this machine's cores)."
             ) from None
         if c.scheduler:
-            with distributed.Client(c.scheduler), parallel_config(backend="dask", n_jobs=jobs):
+            client = _connect(distributed, c.scheduler)
+            # current for this run only: the notebook's own default client is left alone
+            with client, client.as_current(), parallel_config(backend="dask", n_jobs=jobs):
                 yield
             return
         try:

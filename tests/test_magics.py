@@ -40,9 +40,12 @@ def magics(ip):
     (instance,) = [c for c in ip.configurables if isinstance(c, ShapleyMagics)]
     saved = {name: getattr(instance, name) for name in instance.trait_names() if
              instance.trait_metadata(name, "config")}
+    section = dict(ip.config.get("ShapleyMagics", {}))
     yield instance
     for name, value in saved.items():
         setattr(instance, name, value)
+    # %config also writes the shell's config, which a later %load_ext reads: put it back too
+    ip.config["ShapleyMagics"] = type(ip.config)(section)
 
 
 @pytest.fixture

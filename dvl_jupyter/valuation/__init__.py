@@ -24,6 +24,7 @@ from .exceptions import (
     DvlTypeError,
     DvlValueError,
     FastPathUnsupported,
+    UserCodeError,
 )
 from .methods import (
     DataOOBValuation,
@@ -62,6 +63,7 @@ __all__ = [
     "DvlValueError",
     "FailedFitsWarning",
     "FastPathUnsupported",
+    "UserCodeError",
     "FixedTruncation",
     "FunctionUtility",
     "HistoryDeviation",

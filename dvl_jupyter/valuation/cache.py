@@ -21,6 +21,9 @@ Design choices, and why:
   an unwritable directory gives one :class:`CacheWarning`, and the cache turns into a no-op
   (every lookup misses, writes are dropped) for the rest of its life; the valuation goes on
   computing.
+- **A damaged file is never read.** SQLite reads garbage in the middle of a file without an
+  error, as other numbers: opening runs ``PRAGMA quick_check`` first, and a file that fails it
+  is damage (the warning above, and ``%shapley_cache`` says so), never values.
 
 Only the driver process touches the cache: it looks a batch up, sends the misses to the
 workers and stores their values in one transaction per batch.
@@ -36,7 +39,6 @@ import os
 import re
 import sqlite3
 import threading
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -45,7 +47,7 @@ import diskcache
 import numpy as np
 from diskcache.core import MODE_RAW, UNKNOWN
 
-from .exceptions import DvlTypeError, DvlValueError, describe_value
+from .exceptions import DvlTypeError, DvlValueError, describe_value, warn_user
 from .utils import format_bytes
 
 __all__ = [
@@ -166,6 +168,29 @@ def cache_key(fingerprint: str, subset: Any) -> str:
     return h.hexdigest()
 
 
+def _check_integrity(db: Path) -> None:
+    """Raise ``sqlite3.DatabaseError`` if the database file fails SQLite's quick check.
+
+    Garbage in the middle of the file is otherwise read without an error, as wrong numbers.
+    A missing file (a new cache) passes; the check opens the file read-only.
+    """
+    if not db.is_file():
+        return
+    try:
+        con = sqlite3.connect(f"{db.as_uri()}?mode=ro", uri=True, timeout=DEFAULT_TIMEOUT)
+        try:
+            rows = con.execute("PRAGMA quick_check(1)").fetchall()
+        finally:
+            con.close()
+    except sqlite3.DatabaseError as exc:
+        if _is_corruption(exc):
+            raise
+        return  # cannot check now (locked, read-only...): opening it says what is wrong
+    if rows != [("ok",)]:
+        detail = " ".join(str(rows[0][0]).split()) if rows else "no answer"
+        raise sqlite3.DatabaseError(f"database disk image is malformed ({detail[:120]})")
+
+
 def _is_corruption(exc: BaseException) -> bool:
     """A damaged file (as opposed to a lock, a full disk or missing permissions)."""
     if type(exc) is sqlite3.DatabaseError:
@@ -204,6 +229,9 @@ class UtilityCache:
         Seconds a write waits for a lock held by another process before the cache gives up
         for the run. (Opening waits up to diskcache's own 60 s if another process is writing
         at that very moment; our write transactions last milliseconds.)
+    quiet
+        Never warn: the caller reads :attr:`disabled_reason` instead (``%shapley_cache``'s
+        report, where no run goes on).
 
     Notes
     -----
@@ -218,6 +246,8 @@ class UtilityCache:
         directory: str | os.PathLike[str] = DEFAULT_CACHE_DIR,
         size_limit: int | None = None,
         timeout: float = DEFAULT_TIMEOUT,
+        *,
+        quiet: bool = False,
     ) -> None:
         if not isinstance(directory, (str, os.PathLike)):
             raise DvlTypeError(
@@ -233,8 +263,9 @@ class UtilityCache:
         self._directory = Path(os.path.expanduser(os.fspath(directory))).absolute()
         self.size_limit = size_limit
         self.timeout = float(timeout)
+        self._quiet = quiet
         self._init_state()
-        self._open()
+        self._open(quiet=quiet)
 
     def _init_state(self) -> None:
         self._lock = threading.RLock()
@@ -256,6 +287,7 @@ class UtilityCache:
         self._directory = Path(state["directory"])
         self.size_limit = state["size_limit"]
         self.timeout = state["timeout"]
+        self._quiet = False
         self._init_state()
 
     # -- opening and failing -------------------------------------------------------------------
@@ -277,6 +309,7 @@ class UtilityCache:
             self._opened = True
             try:
                 self._make_directory()
+                _check_integrity(self._directory / _DB_FILES[0])
                 self._cache = diskcache.Cache(
                     str(self._directory),
                     timeout=self.timeout,
@@ -285,7 +318,7 @@ class UtilityCache:
                     statistics=0,  # diskcache's own counters would make every read a write
                 )
             except Exception as exc:  # noqa: BLE001 - any failure to open means no cache
-                self._disable(exc, "opening it", quiet=quiet, stacklevel=4)
+                self._disable(exc, "opening it", quiet=quiet)
 
     def _ensure_open(self) -> diskcache.Cache | None:
         if not self._opened:
@@ -293,7 +326,7 @@ class UtilityCache:
         return self._cache
 
     def _disable(
-        self, exc: BaseException, action: str, quiet: bool = False, stacklevel: int = 3
+        self, exc: BaseException, action: str, quiet: bool = False
     ) -> None:
         with self._lock:
             if self._disabled_reason is not None:
@@ -308,25 +341,23 @@ class UtilityCache:
             if cache is not None:
                 with contextlib.suppress(Exception):
                     cache.close()
-        if quiet:
+        if quiet or self._quiet:
             return
-        warnings.warn(
+        warn_user(
             f"dvl_jupyter cache at {self._directory} cannot be used ({self._disabled_reason}); "
-            f"this run goes on without it (values are computed, not cached). {_advice(exc)}",
+            f"it is off: values are computed, not read or stored there. {_advice(exc)}",
             CacheWarning,
-            stacklevel=stacklevel,
         )
 
     def _refused(self, exc: UnsafeCacheRow) -> None:
-        if self._refused_warned:
+        if self._refused_warned or self._quiet:
             return
         self._refused_warned = True
-        warnings.warn(
+        warn_user(
             f"dvl_jupyter cache at {self._directory}: {exc}. It was not read (treated as a "
             "miss). dvl_jupyter never writes such rows: someone or something else wrote to "
             "this directory. Clear it with %shapley_cache clear if you did not expect that.",
             CacheWarning,
-            stacklevel=4,
         )
 
     # -- public API ----------------------------------------------------------------------------
@@ -446,13 +477,12 @@ class UtilityCache:
             return False
         if not self._full_warned:
             self._full_warned = True
-            warnings.warn(
+            warn_user(
                 f"dvl_jupyter cache at {self._directory} is full ({format_bytes(volume)}, "
                 f"limit {format_bytes(self.size_limit)}); new evaluations are not cached, and "
                 "nothing cached is removed. Raise the limit with "
                 "UtilityCache(directory, size_limit=...) or clear it with %shapley_cache clear.",
-                CacheWarning,
-                stacklevel=3,
+            CacheWarning,
             )
         return True
 
@@ -482,8 +512,15 @@ class UtilityCache:
             except _STORAGE_ERRORS:
                 return 0
 
-    def clear(self) -> int:
-        """Remove every cached value and return how many there were (-1 if unknown).
+    @property
+    def damaged(self) -> bool:
+        """Whether the cache file was found damaged (it is then never read; :meth:`clear`
+        deletes and recreates it)."""
+        return self._corrupt
+
+    def clear(self) -> int | None:
+        """Remove every cached value and return how many there were (None when the file was
+        damaged: it is deleted and made anew, and its values could not be counted).
 
         Run manifests (``runs/``) are kept. A damaged cache file is deleted and recreated, so
         this is also the repair the failure warning suggests. Unlike the run-time methods this
@@ -521,7 +558,7 @@ class UtilityCache:
                 raise OSError(
                     f"cannot recreate the cache at {self._directory}: {self._disabled_reason}"
                 )
-            return -1
+            return None
 
     def _reset_and_reopen(self) -> None:
         """Forget the failure and open again, without warning (the caller reports)."""

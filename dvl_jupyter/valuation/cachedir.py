@@ -73,19 +73,26 @@ class CacheDirectory:
         return self._runs
 
     def report(self) -> CacheReport:
-        """What is there: size, number of values, past runs; creates nothing."""
+        """What is there: size, number of values, past runs, and what is damaged; creates
+        nothing and warns nothing (no run goes on: the report says it)."""
         if not self.path.is_dir():
             return CacheReport(str(self.path), False)
-        with UtilityCache(self.path) as values:
+        with UtilityCache(self.path, quiet=True) as values:
             entries, size = len(values), values.volume()
+            problem = values.disabled_reason
+            damaged = values.damaged
         size += sum(p.stat().st_size for p in (self.path / "runs").glob("*") if p.is_file())
-        return CacheReport(str(self.path), True, entries, size, self.runs.list_runs())
+        return CacheReport(str(self.path), True, None if problem else entries, size,
+                           self.runs.list_runs(), problem=problem, damaged=damaged,
+                           damaged_runs=self.runs.damaged())
 
-    def clear(self) -> tuple[int, int]:
-        """Remove every cached value and run record; returns how many of each went."""
+    def clear(self) -> tuple[int | None, int]:
+        """Remove every cached value and run record; returns how many of each went (values:
+        None when the cache file was damaged and could not be counted)."""
         if not self.path.is_dir():
             return 0, 0
-        values = self.values.clear()
+        # quiet: a damaged file is what clearing repairs, not something to warn about
+        values = (self._values or UtilityCache(self.path, quiet=True)).clear()
         return values, self.runs.clear()
 
     def close(self) -> None:
@@ -109,9 +116,12 @@ class CacheReport:
 
     directory: str
     exists: bool
-    entries: int = 0
+    entries: int | None = 0  # None: unknown (the cache cannot be read)
     size: int = 0
     runs: list[dict[str, Any]] = field(default_factory=list)
+    problem: str | None = None  # why the values cannot be read, if they cannot
+    damaged: bool = False  # the cache file is damaged (clear repairs it)
+    damaged_runs: list[str] = field(default_factory=list)  # run records that cannot be read
 
     HEAD = ("run id", "started (UTC)", "finished (UTC)", "ended", "method", "model", "points",
             "stopping", "seed", "evaluations", "cache hits")
@@ -120,11 +130,13 @@ class CacheReport:
         """One row per run: id, start, end, how it ended, model, points, stopping, seed..."""
         out = []
         for run in self.runs:
-            s = run.get("settings") or {}
+            s = _mapping(run.get("settings"))
+            ended = _mapping(run.get("stats")).get("ended")
+            if run.get("status") == "interrupted":  # its process is gone (runs.py)
+                ended = "interrupted"
             out.append([str(v) for v in (
                 run.get("run_id"), _when(run.get("started")), _when(run.get("finished")),
-                (run.get("stats") or {}).get("ended") or run.get("status"),
-                s.get("method", "tmc"), s.get("model"),
+                ended or run.get("status"), s.get("method", "tmc"), s.get("model"),
                 run.get("n_points", s.get("n_train")),
                 s.get("stopping"), run.get("seed"), run.get("evaluations"),
                 run.get("cache_hits"))])
@@ -133,8 +145,18 @@ class CacheReport:
     def summary(self) -> str:
         if not self.exists:
             return f"No cache yet at {self.directory}."
-        return (f"Cache at {self.directory}: {format_bytes(self.size)}, "
-                f"{plural(self.entries, 'cached value')}, {plural(len(self.runs), 'run')}.")
+        head = f"Cache at {self.directory}: {format_bytes(self.size)}, "
+        if self.entries is None:
+            head += ("the values file is damaged (clear it with %shapley_cache clear), "
+                     if self.damaged else f"the values cannot be read ({self.problem}), ")
+        else:
+            head += f"{plural(self.entries, 'cached value')}, "
+        text = head + f"{plural(len(self.runs), 'run')}."
+        if self.damaged_runs:
+            text += (f" {plural(len(self.damaged_runs), 'run record')} cannot be read "
+                     f"({', '.join(self.damaged_runs[:3])}"
+                     f"{', ...' if len(self.damaged_runs) > 3 else ''}).")
+        return text
 
     def __repr__(self) -> str:
         lines = [self.summary()]
@@ -157,6 +179,11 @@ class CacheReport:
             parts.append("</tbody></table><p>Reload one with "
                          "<code>%shapley_cache load RUN_ID -o NAME</code>.</p>")
         return "".join(parts)
+
+
+def _mapping(value: Any) -> dict[str, Any]:
+    """A manifest's sub-record as a dict ({} for anything else: a planted file)."""
+    return dict(value) if isinstance(value, dict) else {}
 
 
 def _when(iso: Any) -> str:

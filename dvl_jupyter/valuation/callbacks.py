@@ -25,7 +25,9 @@ class RunStats:
     evaluations: int = 0  # utility values computed (fits), not counting cache hits
     cache_hits: int = 0
     fits: int = 0  # models fitted (evaluations of non-empty subsets)
-    failed_fits: int = 0
+    failed_fits: int = 0  # evaluations that failed (raised, or NaN) and scored the default
+    non_finite: int = 0  # of those, how many gave NaN or an infinity
+    one_class: int = 0  # single-class subsets a classifier could not fit: the default
     permutations: int = 0  # permutations merged into the result
     completion: float = 0.0  # the stopping criterion's own completion in [0, 1]
     started: float = field(default_factory=time.monotonic)
@@ -65,6 +67,8 @@ class RunStats:
         text = ", ".join(parts) + f" in {format_duration(self.elapsed)}"
         if self.failed_fits:
             text += f"; {plural(self.failed_fits, 'fit')} failed and scored the default"
+        if self.one_class:
+            text += (f"; {plural(self.one_class, 'one-class subset')} scored the default")
         return f"{algorithm}: {text}" if algorithm else text
 
     def as_dict(self) -> dict[str, Any]:
@@ -73,6 +77,8 @@ class RunStats:
             "cache_hits": self.cache_hits,
             "fits": self.fits,
             "failed_fits": self.failed_fits,
+            "non_finite": self.non_finite,
+            "one_class_subsets": self.one_class,
             "permutations": self.permutations,
             "completion": self.completion,
             "elapsed_s": round(self.elapsed, 3),

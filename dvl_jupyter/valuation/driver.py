@@ -29,7 +29,7 @@ import numpy as np
 from .callbacks import RunStats, ValuationCallback
 from .diagnostics import Reliability, advice, reliability
 from .ending import RunEnd
-from .exceptions import DvlValueError
+from .exceptions import DvlValueError, warn_user
 from .parallel import SubsetEvaluator
 from .result import Status, ValuationResult
 
@@ -37,15 +37,21 @@ if TYPE_CHECKING:
     from .cachedir import CacheDirectory
     from .dataset import Dataset
     from .evaluators import Evaluator
+    from .failures import Failure
     from .stopping import StoppingCriterion
 
 __all__ = ["FailedFitsWarning", "Run"]
 
 log = logging.getLogger("dvl_jupyter")
 
+#: How to make a counted failure stop the run and show its traceback (Python, the magic).
+_ADVICE = ("catch_errors=False stops at the first failure with its traceback (%%shapley: "
+           "--debug).")
+
 
 class FailedFitsWarning(UserWarning):
-    """Some fits failed and scored the default (``catch_errors=True``): one warning per run."""
+    """Some evaluations failed (raised, or gave NaN) and scored the default
+    (``catch_errors=True``): one warning per run, pointing at the user's line."""
 
 
 class Run:
@@ -139,25 +145,36 @@ class Run:
         return self._evaluator(subsets, evaluator)
 
     @property
+    def first_failure(self) -> Failure | None:
+        """The first failed evaluation (step, the user's function, its traceback), or None."""
+        return None if self._evaluator is None else self._evaluator.first_failure
+
+    @property
     def first_error(self) -> str | None:
-        """The first failed fit's error, as text (None when every fit succeeded)."""
-        return None if self._evaluator is None else self._evaluator.first_error
+        """The first failed evaluation's error, as one line (None when none failed)."""
+        f = self.first_failure
+        return None if f is None else f"{f.culprit}: {f.error}"
 
     def evaluate_ends(self) -> tuple[float, float]:
         """``u(empty)`` and ``u(full set)``, evaluated first.
 
-        A model that cannot be fitted on all the data fails here, at once, with its own error
+        A model that cannot be fitted on all the data fails here, at once, with an error that
+        says which step failed (fitting on the whole training set, or scoring it on the test
+        set) and whose code (a :class:`~dvl_jupyter.valuation.exceptions.UserCodeError`),
         instead of after many fits; methods that truncate need the total anyway.
         """
         self.stage("evaluating the full training set")
         n = len(self.train)
         u_empty, total = self.evaluate([np.empty(0, dtype=np.int64),
                                         np.arange(n, dtype=np.int64)])
-        if self.stats.failed_fits:
+        failure = self.first_failure
+        if self.stats.failed_fits and failure is not None:
+            failure.raise_error(n)
+        if self.stats.one_class:
             raise DvlValueError(
-                f"Fitting the model on the whole training set failed: {self.first_error}. "
-                "Check that the model accepts this data (or pass catch_errors=False to "
-                "ModelUtility for the full traceback)."
+                f"The training set has a single class ({n} points): the classifier cannot be "
+                "fitted on it, so every value would be the default. Value a training set "
+                "with at least two classes."
             )
         self.result.meta.update(total_utility=float(total), empty_utility=float(u_empty))
         return float(u_empty), float(total)
@@ -208,6 +225,9 @@ class Run:
             result.status = status
         result.meta.update(stats.as_dict())
         result.meta["ended"] = end.value
+        notes = _notes(stats)
+        if notes:
+            result.meta["notes"] = notes
         if self._reliability is not None:
             result.meta["advice"] = advice(self._reliability, self._samples_word,
                                            getattr(self.method, "algorithm", ""))
@@ -218,10 +238,28 @@ class Run:
             except Exception as exc:  # noqa: BLE001 - a broken view must not lose the result
                 warnings.warn(f"progress callback {cb!r} failed: {exc}", stacklevel=2)
         if stats.failed_fits and end is not RunEnd.ERROR:
-            warnings.warn(
-                f"{stats.failed_fits} of {stats.fits} fits failed and scored the "
-                f"default; the first error was: {self.first_error}. Pass "
-                "catch_errors=False to ModelUtility to see the full traceback.",
+            failure = self.first_failure
+            nan = f" ({stats.non_finite} gave no finite number)" if stats.non_finite else ""
+            first = f"; the first: {failure.sentence(len(self.train))}" if failure else ""
+            # catch_errors belongs to ModelUtility; a plain function has nothing to switch
+            how = "" if failure is None or failure.step == "utility" else f" {_ADVICE}"
+            warn_user(
+                f"{stats.failed_fits} of {stats.evaluations} evaluations failed and scored "
+                f"the default{nan}{first}".rstrip(".") + "." + how,
                 FailedFitsWarning,
-                stacklevel=4,
             )
+
+
+def _notes(stats: RunStats) -> list[str]:
+    """What the result says once about how its values were made (shown with it)."""
+    from .utils import plural
+
+    notes = []
+    if stats.one_class:
+        notes.append(f"{plural(stats.one_class, 'subset')} with a single class could not be "
+                     "fitted and scored the default, as in pyDVL.")
+    if stats.failed_fits:
+        nan = f", {stats.non_finite} of them NaN or infinite" if stats.non_finite else ""
+        notes.append(f"{plural(stats.failed_fits, 'evaluation')} failed and scored the "
+                     f"default{nan}.")
+    return notes

@@ -9,10 +9,14 @@ driver: nothing is switched later by mutating a shared utility. An evaluator is 
 joblib's workers with each chunk, so it holds only what a worker needs (the bound utility)
 and no cache, lock or thread.
 
-Evaluators never raise for a failed fit: they count it and report the first error back in the
-:class:`EvaluationBatch`, so that the driver (in the user's process) decides what a failure
-means. The fast path, when it cannot train a chunk at all, says so in ``batch.fallback`` and
-the driver carries on one fit at a time (``batched="auto"``).
+Evaluators never raise for a failed fit: they count it and report the first failure back in
+the :class:`EvaluationBatch` (a :class:`~dvl_jupyter.valuation.failures.Failure`: the step,
+the user's function, its traceback), so that the driver (in the user's process) decides what a
+failure means. A NaN or infinite value is a failure too, never a value. What does raise, from
+the worker, is a :class:`~dvl_jupyter.valuation.exceptions.UserCodeError` naming the user's
+function: a plain utility that raises or returns no number, or any failure under
+``catch_errors=False``. The fast path, when it cannot train a chunk at all, says so in
+``batch.fallback`` and the driver carries on one fit at a time (``batched="auto"``).
 
 **Vector values.** An evaluator may compute a vector per subset instead of a number: it then
 has a ``width`` (the vector's length) and ``batch.values`` is 2-D, one row per subset; the
@@ -30,7 +34,8 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from .exceptions import DvlValueError
+from .exceptions import DvlError, DvlValueError
+from .failures import Failure, NotANumber, as_value
 from .fingerprint import digest
 from .seeds import seeded, subset_seed
 from .utility import ModelUtility, Utility
@@ -54,11 +59,30 @@ class EvaluationBatch:
 
     values: np.ndarray  # one value per subset; rows of a 2-D array for a ``width`` evaluator
     n_fits: int = 0  # models actually fitted (the empty set needs none)
+    #: Evaluations that failed (an exception, or no finite number) and scored the default.
     n_failed: int = 0
-    first_error: str | None = None
+    #: The first of them: which step, whose code, its traceback (picklable).
+    first_failure: Failure | None = None
+    #: Of the failed ones, how many gave NaN or an infinity.
+    n_non_finite: int = 0
+    #: Single-class subsets a classifier could not be fitted on: the default, not failures.
+    n_one_class: int = 0
     #: Set by the fast path when it could not train this chunk at all: why. The values are
     #: then meaningless and the driver computes the chunk again one fit at a time.
     fallback: str | None = None
+
+    @property
+    def first_error(self) -> str | None:
+        """The first failure as one line (None when nothing failed)."""
+        f = self.first_failure
+        return None if f is None else f"{f.culprit}: {f.error}"
+
+    def failed(self, failure: Failure) -> None:
+        """Count one failure (the caller has put the default in ``values``)."""
+        self.n_failed += 1
+        self.n_non_finite += failure.non_finite
+        if self.first_failure is None:
+            self.first_failure = failure
 
 
 @runtime_checkable
@@ -96,9 +120,28 @@ class FunctionEvaluator:
         return None if fp is None else digest(fp, "function")
 
     def evaluate_many(self, subsets: Sequence[np.ndarray]) -> EvaluationBatch:
-        values = np.array([float(self.utility(np.asarray(s, dtype=np.int64))) for s in subsets],
-                          dtype=np.float64)
-        return EvaluationBatch(values)
+        utility = self.utility
+        culprit = getattr(utility, "culprit", None) or f"the utility {type(utility).__name__}"
+        default = float(getattr(utility, "default", 0.0))
+        n_train = getattr(utility, "n_train", None)
+        batch = EvaluationBatch(np.empty(len(subsets), dtype=np.float64))
+        for i, subset in enumerate(subsets):
+            subset = np.asarray(subset, dtype=np.int64)
+            try:
+                raw = utility(subset)
+            except DvlError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - the user's code: one line naming it
+                Failure.raised("utility", culprit, exc, len(subset)).raise_error(n_train)
+            try:
+                value = as_value(raw)
+            except NotANumber:
+                Failure.returned("utility", culprit, raw, len(subset)).raise_error(n_train)
+            if not np.isfinite(value):  # never a value: counted, and the default instead
+                batch.failed(Failure.returned("utility", culprit, value, len(subset)))
+                value = default
+            batch.values[i] = value
+        return batch
 
 
 class OneByOneEvaluator:
@@ -117,19 +160,17 @@ class OneByOneEvaluator:
 
     def evaluate_many(self, subsets: Sequence[np.ndarray]) -> EvaluationBatch:
         utility = self.utility
-        values = np.empty(len(subsets), dtype=np.float64)
-        n_failed, first_error = 0, None
+        batch = EvaluationBatch(np.empty(len(subsets), dtype=np.float64))
         for i, subset in enumerate(subsets):
-            try:
-                values[i] = utility.fit_score(subset)
-            except Exception as exc:  # noqa: BLE001 - counted and reported, see catch_errors
-                if not utility.catch_errors:
-                    raise
-                n_failed += 1
-                first_error = first_error or f"{type(exc).__name__}: {exc}"
-                values[i] = float(utility.scorer.default)
-        n_fits = sum(1 for s in subsets if len(s) > 0)
-        return EvaluationBatch(values, n_fits, n_failed, first_error)
+            outcome = utility.attempt(subset)
+            batch.values[i] = outcome.value
+            batch.n_one_class += outcome.one_class
+            if outcome.failure is not None:
+                if not utility.catch_errors:  # stop here, with the user's traceback
+                    outcome.failure.raise_error(len(utility._bound_data()))
+                batch.failed(outcome.failure)
+        batch.n_fits = sum(1 for s in subsets if len(s) > 0)
+        return batch
 
 
 def encode_predictions(pred: Any, n: int, classes: np.ndarray | None) -> np.ndarray:
@@ -231,24 +272,23 @@ class PredictionEvaluator:
 
         from .utils import torch_threads
 
-        values = np.full((len(subsets), self.width), np.nan)
-        n_fits = n_failed = 0
-        first_error = None
+        batch = EvaluationBatch(np.full((len(subsets), self.width), np.nan))
+        culprit = f"{type(self.model).__name__}.fit"
         for i, subset in enumerate(subsets):
             rows = np.sort(np.asarray(subset, dtype=np.int64))
             if len(rows) == 0:
                 continue  # no model is fitted on nothing: a row of NaN
-            n_fits += 1
+            batch.n_fits += 1
             try:
                 model = clone(self.model)
                 x, y = self.train.data(rows)
                 with seeded(self.fit_seed(rows)), torch_threads(1):
                     model.fit(x, y)
-                    values[i] = self.predict(model)
+                    batch.values[i] = self.predict(model)
             except Exception as exc:  # noqa: BLE001 - counted and reported, see catch_errors
-                if not self.catch_errors:
-                    raise
-                n_failed += 1
-                first_error = first_error or f"{type(exc).__name__}: {exc}"
-                values[i] = np.nan
-        return EvaluationBatch(values, n_fits, n_failed, first_error)
+                failure = Failure.raised("fit", culprit, exc, len(rows))
+                if not self.catch_errors:  # stop here, with the user's traceback
+                    failure.raise_error(len(self.train))
+                batch.failed(failure)
+                batch.values[i] = np.nan
+        return batch

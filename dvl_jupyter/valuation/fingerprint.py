@@ -23,12 +23,23 @@ their parts, so that a release that changes how a utility is computed never read
 cached by an older one; ``ModelUtility.fingerprint`` does so. :func:`digest` itself does not
 add it, so that data fingerprints stay comparable across versions.
 
-Limits, by design: a function is identified by its own code, defaults and closure, not by the
-globals it reads; an object described by its ``repr`` is only as precise as that ``repr``.
+A function from a notebook or an unversioned module is identified by what it depends on: its
+code, defaults and closure, and the globals it reads (found in its bytecode, with those of the
+functions and classes it reads in turn), so changing a notebook global a scoring function
+reads changes the key. Modules are identified by name and version (the standard library by
+Python's version, an unversioned module by its file's content).
+
+Where it cannot tell: a global whose only ``repr`` is unstable (a connection, an open file)
+is left out of the key, with one :class:`~dvl_jupyter.valuation.cache.CacheWarning` (once per
+process) naming it and the ways out (``--no-cache``) and in (a ``cache_key``). An object
+described by its ``repr`` is only as precise as that ``repr``.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+import dis
 import enum
 import functools
 import hashlib
@@ -38,7 +49,7 @@ import os
 import re
 import sys
 import types
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -143,9 +154,28 @@ def _package_version(module_name: str | None) -> str | None:
     """
     if not module_name or module_name == "__main__":
         return None
-    top = sys.modules.get(module_name.split(".")[0])
+    name = module_name.split(".")[0]
+    top = sys.modules.get(name)
     version = getattr(top, "__version__", None)
-    return str(version) if isinstance(version, str) else None
+    if isinstance(version, str):
+        return version
+    return _installed_version(name)
+
+
+@functools.lru_cache(maxsize=256)
+def _installed_version(top: str) -> str | None:
+    """The version of the installed distribution (or of Python, for the standard library)
+    that provides top-level module ``top``; None for code that is not installed."""
+    if top in getattr(sys, "stdlib_module_names", ()) or top in sys.builtin_module_names:
+        return f"python-{sys.version.split()[0]}"
+    from importlib import metadata
+
+    for dist in metadata.packages_distributions().get(top, ()):
+        try:
+            return f"{dist}-{metadata.version(dist)}"
+        except metadata.PackageNotFoundError:  # pragma: no cover - a broken install
+            continue
+    return None
 
 
 def _hash_const(h: Any, const: Any) -> None:
@@ -204,8 +234,11 @@ def _class_body_digest(cls: type) -> str:
     return h.hexdigest()
 
 
-def _describe_class(cls: type) -> dict[str, Any]:
+def _describe_class(cls: type, path: str = "the class", depth: int = 0,
+                    active: set[int] | None = None) -> dict[str, Any]:
     mro = []
+    read: dict[str, Any] = {}
+    active = set() if active is None else active
     for base in cls.__mro__:
         if base is object:
             continue
@@ -214,7 +247,143 @@ def _describe_class(cls: type) -> dict[str, Any]:
             mro.append(f"{_qualified_name(base)}@{version}")
         else:
             mro.append(f"{_qualified_name(base)}#{_class_body_digest(base)}")
-    return {_TAG: "class", "name": _qualified_name(cls), "mro": mro}
+            if id(base) not in active:  # a method reading its own class: no loop
+                active.add(id(base))
+                try:
+                    read.update(_read_globals(_class_functions(base), path, depth, active))
+                finally:
+                    active.discard(id(base))
+    out = {_TAG: "class", "name": _qualified_name(cls), "mro": mro}
+    if read:  # only then: the key of a class that reads no global is unchanged
+        out["globals"] = read
+    return out
+
+
+def _class_functions(cls: type) -> list[types.FunctionType]:
+    """The functions defined in one class body (methods, static and class methods,
+    properties)."""
+    found = []
+    for attr in vars(cls).values():
+        if isinstance(attr, (staticmethod, classmethod)):
+            attr = attr.__func__
+        if isinstance(attr, property):
+            found += [f for f in (attr.fget, attr.fset, attr.fdel)
+                      if isinstance(f, types.FunctionType)]
+        elif isinstance(attr, functools.cached_property):
+            found += [attr.func] if isinstance(attr.func, types.FunctionType) else []
+        elif isinstance(attr, types.FunctionType):
+            found.append(attr)
+    return found
+
+
+# -- what code reads from its module --------------------------------------------------------------
+_GLOBAL_OPS = frozenset({"LOAD_GLOBAL", "LOAD_NAME"})
+
+
+@functools.lru_cache(maxsize=4096)
+def _global_names(code: types.CodeType) -> tuple[str, ...]:
+    """The global names a code object (and the code nested in it: lambdas, comprehensions,
+    inner functions) loads, sorted."""
+    names = {ins.argval for ins in dis.get_instructions(code) if ins.opname in _GLOBAL_OPS}
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            names.update(_global_names(const))
+    return tuple(sorted(n for n in names if isinstance(n, str)))
+
+
+def _read_globals(funcs: list[types.FunctionType], path: str, depth: int,
+                  active: set[int]) -> dict[str, Any]:
+    """Descriptions of the globals ``funcs`` read (builtins and unset names are left out)."""
+    out: dict[str, Any] = {}
+    for fn in funcs:
+        namespace = fn.__globals__
+        for name in _global_names(fn.__code__):
+            if name in out or name not in namespace:
+                continue
+            out[name] = _describe_global(namespace[name], name, fn, path, depth, active)
+    return out
+
+
+def _describe_global(value: Any, name: str, fn: types.FunctionType, path: str, depth: int,
+                     active: set[int]) -> Any:
+    """A global's description, or, when it cannot be fingerprinted, a marker (and a note that
+    the caller warns about once)."""
+    try:
+        return _describe(value, f"{path} (global {name!r})", depth + 1, active)
+    except DvlTypeError:
+        _note_unseen(f"the global {name!r} ({type(value).__name__}) that "
+                     f"{_qualified_name(fn).split('.', 1)[-1]} reads")
+        return {_TAG: "unseen", "name": name, "class": _qualified_name(type(value))}
+
+
+def _describe_module(module: types.ModuleType) -> dict[str, Any]:
+    """A module: by name and version; the standard library by Python's version; a local
+    module by the content of its file."""
+    name = module.__name__
+    version = _package_version(name)
+    if version is not None:
+        return {_TAG: "module", "name": name, "version": version}
+    file = getattr(module, "__file__", None)
+    if isinstance(file, str) and file.endswith(".py"):
+        try:
+            with open(file, "rb") as f:
+                return {_TAG: "module", "name": name,
+                        "source": hashlib.sha256(f.read()).hexdigest()}
+        except OSError:
+            pass
+    return {_TAG: "module", "name": name}
+
+
+# -- where the key cannot see: one warning per digest -------------------------------------------
+_UNSEEN: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar("dvl_unseen",
+                                                                             default=None)
+
+
+def _note_unseen(what: str) -> None:
+    found = _UNSEEN.get()
+    if found is None:  # described outside describe()/digest(): warn at once
+        _warn_unseen([what])
+    elif what not in found:
+        found.append(what)
+
+
+@contextlib.contextmanager
+def _collecting_unseen() -> Iterator[None]:
+    """Collect what cannot be fingerprinted while describing; the outermost call warns."""
+    if _UNSEEN.get() is not None:
+        yield
+        return
+    token = _UNSEEN.set([])
+    try:
+        yield
+        found = _UNSEEN.get() or []
+    finally:
+        _UNSEEN.reset(token)
+    if found:
+        _warn_unseen(found)
+
+
+#: What was warned about already, in this process: each thing the key cannot see is said once
+#: (a run computes several fingerprints of one utility: its own, the noise probe's seeds).
+_WARNED: set[str] = set()
+
+
+def _warn_unseen(found: list[str]) -> None:
+    from .cache import CacheWarning
+    from .exceptions import warn_user
+
+    found = [f for f in found if f not in _WARNED]
+    if not found:
+        return
+    _WARNED.update(found)
+    shown = "; ".join(found[:3]) + ("; ..." if len(found) > 3 else "")
+    warn_user(
+        f"The cache cannot tell whether {shown} changed: it is not part of the key (its repr "
+        "is not stable), so values cached before such a change would be reused. After a "
+        "change, run with --no-cache (cache=None), or give the run a new cache_key "
+        "(--cache-key TEXT); or give its class a dvl_fingerprint() method.",
+        CacheWarning,
+    )
 
 
 def _describe_function(
@@ -233,7 +402,7 @@ def _describe_function(
             continue
         var = fn.__code__.co_freevars[i]
         closure.append(_describe(content, f"{path} (closure variable {var!r})", depth + 1, active))
-    return {
+    out = {
         _TAG: "function",
         "name": name,
         "code": _code_digest(fn.__code__),
@@ -242,6 +411,10 @@ def _describe_function(
                                 active),
         "closure": closure,
     }
+    read = _read_globals([fn], path, depth, active)
+    if read:  # only then: the key of a function that reads no global is unchanged
+        out["globals"] = read
+    return out
 
 
 # -- the describer --------------------------------------------------------------------------------
@@ -259,6 +432,9 @@ def describe(obj: Any) -> Any:
     - ``torch.device``, ``torch.dtype``, ``numpy.dtype``: as strings.
     - objects with a ``dvl_fingerprint()`` method: the description of what it returns. Use it
       to make your own objects cacheable.
+    - modules: name and version (see :func:`_describe_module`).
+    - a function's or a notebook class's globals: described with it; one that cannot be is
+      left out and warned about (see the module docstring).
     - anything else: class name plus ``repr``, when the ``repr`` is stable (no memory address,
       not a truncated summary).
 
@@ -268,7 +444,8 @@ def describe(obj: Any) -> Any:
         For an object whose only ``repr`` is unstable, with the path to it (for example
         ``get_params()['callbacks'][0]``) and how to fix it.
     """
-    return _describe(obj, "the object", 0, set())
+    with _collecting_unseen():
+        return _describe(obj, "the object", 0, set())
 
 
 def _describe(obj: Any, path: str, depth: int, active: set[int]) -> Any:
@@ -301,7 +478,9 @@ def _describe(obj: Any, path: str, depth: int, active: set[int]) -> Any:
     if isinstance(obj, np.ndarray) or _is_tensor(obj):
         return {_TAG: "array", "sha256": fingerprint_array(obj)}
     if isinstance(obj, type):
-        return _describe_class(obj)
+        return _describe_class(obj, path, depth, active)
+    if isinstance(obj, types.ModuleType):
+        return _describe_module(obj)
     if isinstance(obj, np.dtype):
         return {_TAG: "numpy-dtype", "dtype": str(obj)}
 
@@ -385,7 +564,11 @@ def _describe_object(obj: Any, path: str, depth: int, active: set[int]) -> Any:
 
 
 def _describe_library_object(obj: Any, path: str, d: int, active: set[int]) -> Any:
-    """torch, pandas, scipy and sklearn objects whose repr does not identify them."""
+    """Our Dataset, torch, pandas, scipy and sklearn objects whose repr does not identify
+    them."""
+    dataset = sys.modules.get(f"{__package__}.dataset")  # looked up, as torch: no circle
+    if dataset is not None and isinstance(obj, dataset.Dataset):  # its repr: the shape only
+        return {_TAG: "Dataset", "fingerprint": obj.fingerprint()}
     torch = sys.modules.get("torch")
     if torch is not None:
         if isinstance(obj, (torch.device, torch.dtype)):
@@ -457,6 +640,8 @@ def digest(*parts: Any) -> str:
     parts (see the module docstring): the cache must never serve values computed by another
     version of the package.
     """
-    described = [_describe(p, f"part {i} of the digest", 0, set()) for i, p in enumerate(parts)]
+    with _collecting_unseen():
+        described = [_describe(p, f"part {i} of the digest", 0, set())
+                     for i, p in enumerate(parts)]
     text = canonical_json({"scheme": DIGEST_SCHEME, "parts": described})
     return hashlib.sha256(text.encode("ascii")).hexdigest()

@@ -27,6 +27,7 @@ from joblib import Parallel, delayed, effective_n_jobs
 
 from .callbacks import RunStats
 from .evaluators import EvaluationBatch, Evaluator
+from .failures import Failure
 from .path_choice import fallback_evaluator
 from .utils import torch_threads
 
@@ -81,7 +82,7 @@ class SubsetEvaluator:
         self._use(evaluator)
         self._parallel: Parallel | None = None
         self.n_jobs = 1
-        self.first_error: str | None = None
+        self.first_failure: Failure | None = None
 
     def _use(self, evaluator: Evaluator) -> None:
         self.evaluator = evaluator
@@ -130,8 +131,10 @@ class SubsetEvaluator:
         self.stats.evaluations += len(chunk)
         self.stats.fits += batch.n_fits
         self.stats.failed_fits += batch.n_failed
-        if batch.first_error and self.first_error is None:
-            self.first_error = batch.first_error
+        self.stats.non_finite += batch.n_non_finite
+        self.stats.one_class += batch.n_one_class
+        if batch.first_failure is not None and self.first_failure is None:
+            self.first_failure = batch.first_failure
         self.on_progress()
         return True
 

@@ -9,6 +9,14 @@ as the cache: reading a run must never run code.
 
 Like the cache, writing manifests never kills a run: a directory that cannot be written gives
 one :class:`~dvl_jupyter.valuation.cache.CacheWarning` and the run goes on unrecorded.
+
+A run killed (SIGKILL, a dead kernel) or whose end could not be written leaves a manifest that
+says "running" forever. So each manifest records the process that runs it (host, pid, and the
+process's start time, which tells a reused pid apart), and :meth:`RunStore.list_runs` shows a
+"running" run whose process is gone as ``"interrupted"``, without writing anything.
+
+Reading is as careful as writing: a damaged or planted result file is one line saying so
+(never a pickle read, never a traceback through numpy's zip reader).
 """
 
 from __future__ import annotations
@@ -18,16 +26,16 @@ import json
 import os
 import re
 import secrets
+import socket
 import time
 import uuid
-import warnings
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from .cache import DEFAULT_CACHE_DIR, CacheWarning
-from .exceptions import DvlTypeError, DvlValueError, describe_value
+from .exceptions import DvlTypeError, DvlValueError, describe_value, warn_user
 from .utils import json_safe
 
 __all__ = ["RunStore"]
@@ -52,6 +60,47 @@ def _stats_dict(stats: Any) -> dict[str, Any]:
     raise DvlTypeError(
         f"stats must be a dict or a RunStats; got {describe_value(stats)}."
     )
+
+
+def _process_start(pid: int) -> str | None:
+    """When process ``pid`` started, as the kernel counts it (Linux: clock ticks since boot,
+    from ``/proc``); None where that cannot be read. Tells a reused pid from the original."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as f:
+            stat = f.read()
+    except OSError:
+        return None
+    # the command name (field 2) is in parentheses and may hold spaces: split after it
+    fields = stat.rsplit(")", 1)[-1].split()
+    return fields[19] if len(fields) > 19 else None
+
+
+def _process() -> dict[str, Any]:
+    """This process, as a manifest records it."""
+    pid = os.getpid()
+    return {"host": socket.gethostname(), "pid": pid, "pid_start": _process_start(pid)}
+
+
+def process_alive(record: Mapping[str, Any]) -> bool | None:
+    """Whether the process a manifest recorded still runs: True, False, or None when this
+    process cannot tell (another host, or no pid recorded)."""
+    pid = record.get("pid")
+    if not isinstance(pid, int) or record.get("host") != socket.gethostname():
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # it exists, under another user
+    except OSError:
+        return None
+    started = record.get("pid_start")
+    if started is not None:
+        now = _process_start(pid)
+        if now is not None and now != started:
+            return False  # the pid was reused by another process
+    return True
 
 
 def _now() -> tuple[str, float]:
@@ -114,12 +163,11 @@ class RunStore:
         if self._warned:
             return
         self._warned = True
-        warnings.warn(
+        warn_user(
             f"dvl_jupyter could not {action} in {self.runs_dir} ({type(exc).__name__}: {exc}); "
             "the run goes on, but it will not be listed by %shapley_cache. Check that the "
             "directory is writable, or use another one.",
             CacheWarning,
-            stacklevel=3,
         )
 
     # -- API -----------------------------------------------------------------------------------
@@ -146,6 +194,7 @@ class RunStore:
             "seed": json_safe(seed),
             "started": started,
             "started_unix": started_unix,
+            "process": _process(),
             "finished": None,
             "finished_unix": None,
             "elapsed_s": None,
@@ -213,22 +262,27 @@ class RunStore:
         return data
 
     def get(self, run_id: str) -> dict[str, Any]:
-        """The manifest of one run.
+        """The manifest of one run (a run whose process is gone reads ``"interrupted"``).
 
         Raises
         ------
         ValueError
             If there is no readable manifest with this id.
         """
-        manifest = self._read(self._manifest_path(run_id))
+        path = self._manifest_path(run_id)
+        manifest = self._read(path)
         if manifest is None:
+            why = ("its record is damaged or was not written by dvl_jupyter" if path.exists()
+                   else "there is no such run")
             raise DvlValueError(
-                f"no run {run_id!r} in {self.runs_dir}; list_runs() shows the runs there."
+                f"no run {run_id!r} in {self.runs_dir}: {why}; list_runs() shows the runs "
+                "there."
             )
-        return manifest
+        return _with_liveness(manifest)
 
     def list_runs(self) -> list[dict[str, Any]]:
-        """Manifests of all runs, newest first. Unreadable manifests are skipped."""
+        """Manifests of all runs, newest first. Unreadable manifests are skipped (and counted
+        by :meth:`damaged`); a "running" run whose process is gone reads ``"interrupted"``."""
         if not self.runs_dir.is_dir():
             return []
         runs = []
@@ -237,9 +291,23 @@ class RunStore:
                 continue
             manifest = self._read(path)
             if manifest is not None and manifest.get("run_id") == path.stem:
-                runs.append(manifest)
-        runs.sort(key=lambda m: (m.get("started_unix") or 0.0, m["run_id"]), reverse=True)
+                runs.append(_with_liveness(manifest))
+        runs.sort(key=lambda m: (_number(m.get("started_unix")), m["run_id"]), reverse=True)
         return runs
+
+    def damaged(self) -> list[str]:
+        """Names of the files under ``runs/`` that look like run records but cannot be read
+        as one (damaged, or not written by dvl_jupyter)."""
+        if not self.runs_dir.is_dir():
+            return []
+        bad = []
+        for path in sorted(self.runs_dir.glob("*.json")):
+            if not _RUN_ID.match(path.stem):
+                continue
+            manifest = self._read(path)
+            if manifest is None or manifest.get("run_id") != path.stem:
+                bad.append(path.name)
+        return bad
 
     def load_result(self, run_id: str) -> Any:
         """The final ``ValuationResult`` of a finished run (read without pickle).
@@ -260,7 +328,17 @@ class RunStore:
             )
         from .result import ValuationResult
 
-        return ValuationResult.load(path)
+        try:
+            return ValuationResult.load(path)
+        except Exception as exc:  # noqa: BLE001 - a damaged or planted file: one line
+            text = " ".join(str(exc).replace(str(path), path.name).split())
+            text = text if len(text) <= 120 else text[:117] + "..."
+            raise DvlValueError(
+                f"cannot load the result of run {run_id!r}: runs/{path.name} is damaged or was "
+                "not written by dvl_jupyter, so it was not read (nothing is ever unpickled); "
+                f"delete it, or clear the cache with %shapley_cache clear. "
+                f"({type(exc).__name__}: {text.rstrip('.')})"
+            ) from None
 
     def delete(self, run_id: str) -> None:
         """Remove one run's manifest and result."""
@@ -280,3 +358,17 @@ class RunStore:
 
     def __repr__(self) -> str:
         return f"RunStore({str(self.directory)!r})"
+
+
+def _number(value: Any) -> float:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else 0.0
+
+
+def _with_liveness(manifest: dict[str, Any]) -> dict[str, Any]:
+    """The manifest as it should read now: "running" only while its process runs."""
+    if manifest.get("status") != "running":
+        return manifest
+    process = manifest.get("process")
+    if isinstance(process, Mapping) and process_alive(process) is False:
+        return {**manifest, "status": "interrupted"}
+    return manifest

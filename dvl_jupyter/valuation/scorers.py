@@ -3,10 +3,13 @@
 A scorer is called with a fitted model and returns a float. ``default`` is the score of the
 empty training set (no model can be fitted on nothing) and of fits that fail; ``range`` bounds
 the score (values outside it are clipped, which keeps one diverged fit from swamping a mean).
+A NaN or infinite score is returned as it is, never replaced by the default in silence: the
+utility counts it as a failed evaluation, and the run says how many there were.
 """
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Callable
 from typing import Any, Protocol, runtime_checkable
 
@@ -66,7 +69,7 @@ class SupervisedScorer:
     test_data
         A :class:`Dataset` or an ``(x, y)`` tuple.
     default
-        Score of the empty set and of failed fits.
+        Score of the empty set and of failed fits: a finite number.
     range
         ``(low, high)`` bounds of the score; scores are clipped to it.
     """
@@ -93,7 +96,11 @@ class SupervisedScorer:
         if not low <= high:
             raise DvlValueError(f"range must have low <= high; got {range!r}.")
         self.range = (low, high)
-        self.default = float(default)
+        from .params import Interval, check_param
+
+        self.default = float(check_param(
+            "default", default, [Interval(numbers.Real, None, None)],
+            "It is the score of the empty set and of failed fits, e.g. default=0.0."))
         self.name = name or (scoring if isinstance(scoring, str) else getattr(
             scoring, "__name__", "score"))
 
@@ -102,10 +109,13 @@ class SupervisedScorer:
 
     def __call__(self, model: Any) -> float:
         x, y = self._test_xy()
-        score = float(self._score_fn(model, x, y))
-        if not np.isfinite(score):
-            return self.default
-        return float(np.clip(score, *self.range))
+        score = self._score_fn(model, x, y)
+        from .failures import as_value
+
+        value = as_value(score)  # a NotANumber for anything else, said about the scoring
+        if not np.isfinite(value):
+            return value  # never replaced silently: the utility counts it as a failure
+        return float(np.clip(value, *self.range))
 
     def spec(self) -> dict[str, Any]:
         """What identifies this scorer for the cache: scoring, test data, default, range."""

@@ -502,3 +502,33 @@ def test_run_store_on_an_unwritable_path_warns_once_and_does_not_raise(tmp_path)
         store.finish(run_id, _result([0.5]), {"evaluations": 1, "cache_hits": 0})
     assert len(cache_warnings(records)) == 1
     assert store.list_runs() == []
+
+
+def test_garbage_in_the_middle_of_the_file_is_damage_never_values(tmp_path):
+    """SQLite reads past mid-file garbage without an error, as other numbers (146 of these
+    246 values came back wrong): the quick check at opening makes it damage instead, said
+    once, and the report and clear() say so too."""
+    from dvl_jupyter.valuation.cachedir import CacheDirectory
+
+    rng = np.random.default_rng(0)
+    subsets = [rng.permutation(100)[:k] for k in range(1, 247)]
+    with UtilityCache(tmp_path / "c") as cache:
+        cache.set_many(FP, subsets, np.arange(246.0))
+    db = tmp_path / "c" / "cache.db"
+    size = db.stat().st_size
+    with open(db, "r+b") as f:
+        f.seek(size // 2)
+        f.write(np.random.default_rng(0).bytes(4096))
+
+    report = CacheDirectory(tmp_path / "c").report()  # no warning: no run goes on
+    assert report.damaged and report.entries is None
+    assert "damaged" in report.summary() and "%shapley_cache clear" in report.summary()
+    with recorded() as records:
+        damaged = UtilityCache(tmp_path / "c")
+        values = damaged.get_many(FP, subsets)
+    assert values == [None] * len(subsets)  # never a wrong number
+    (warning,) = cache_warnings(records)
+    assert "damaged" in warning and "this run goes on" not in warning
+    assert CacheDirectory(tmp_path / "c").clear() == (None, 0)  # not -1: unknown
+    with UtilityCache(tmp_path / "c") as fresh:
+        assert len(fresh) == 0 and fresh.enabled

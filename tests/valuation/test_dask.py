@@ -95,12 +95,11 @@ def test_dask_run_fills_the_driver_cache_and_a_rerun_hits_it(client, tmp_path):
         return TMCShapleyValuation(u, truncation=RelativeTruncation(0.05, 0.3),
                                    is_done=MinUpdates(3), seed=1)
 
-    with parallel_config(backend="dask"), pytest.warns(UserWarning, match="fits failed"):
-        first = valuation().fit(train)
     with parallel_config(backend="dask"):
-        second = valuation().fit(train)  # all hits: no fit, so no failed fit either
-    assert first.stats.evaluations > 0
-    assert second.stats.evaluations == 0
+        first = valuation().fit(train)  # one-class subsets: counted, not warned about
+        second = valuation().fit(train)  # all hits: no fit, so no one-class fit either
+    assert first.stats.evaluations > 0 and first.stats.one_class > 0
+    assert second.stats.evaluations == 0 and second.stats.one_class == 0
     np.testing.assert_array_equal(first.result.values, second.result.values)
 
 

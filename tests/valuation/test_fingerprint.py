@@ -355,3 +355,107 @@ def test_digests_are_the_same_in_every_process():
         assert child.returncode == 0, err
         results.append(json.loads(out))
     assert results[0] == results[1]
+
+
+# -- what a notebook function reads: its globals ------------------------------------------------
+def _notebook(source: str) -> dict:
+    """A notebook's namespace after running ``source`` in it."""
+    namespace = {"__name__": "__main__"}
+    exec(textwrap.dedent(source), namespace)  # noqa: S102 - test fixture code
+    return namespace
+
+
+def test_a_function_is_keyed_by_the_globals_it_reads_and_those_they_read():
+    ns = _notebook("""
+        import numpy as np
+        WEIGHT = 1.0
+        OFFSET = [0.0]
+        def helper(v):
+            return v + OFFSET[0]
+        def score(m, x, y):
+            return WEIGHT * helper(np.mean(y))
+        def unrelated():
+            return 1
+    """)
+    before = digest(ns["score"])
+    ns["unrelated"] = lambda: 2  # not read: no change
+    assert digest(ns["score"]) == before
+    ns["WEIGHT"] = 0.5  # read directly
+    assert digest(ns["score"]) != before
+    ns["WEIGHT"] = 1.0
+    assert digest(ns["score"]) == before
+    ns["OFFSET"][0] = 1.0  # read by a function it reads, and mutated in place
+    assert digest(ns["score"]) != before
+    described = describe(ns["score"])["globals"]
+    assert set(described) == {"WEIGHT", "helper", "np"}
+    assert described["np"] == {"__dvl__": "module", "name": "numpy", "version": np.__version__}
+
+
+def test_a_function_reading_no_global_keeps_its_key():
+    """Only functions that read globals got a new part: other keys are unchanged."""
+    assert "globals" not in describe(_make_in_main("f = lambda m, x, y: 1.0", "f"))
+
+
+def test_methods_of_a_notebook_class_are_keyed_by_the_globals_they_read():
+    ns = _notebook("""
+        HIDDEN = 8
+        class Net:
+            def width(self):
+                return HIDDEN * 2
+            @classmethod
+            def make(cls):
+                return Net()  # reads its own class: no endless loop
+    """)
+    before = digest(ns["Net"])
+    ns["HIDDEN"] = 16
+    assert digest(ns["Net"]) != before
+
+
+def test_recursive_functions_are_described_not_looped():
+    ns = _notebook("""
+        def even(n):
+            return n == 0 or odd(n - 1)
+        def odd(n):
+            return n != 0 and even(n - 1)
+    """)
+    assert digest(ns["even"]) == digest(ns["even"])
+
+
+def test_a_global_that_cannot_be_fingerprinted_is_warned_about_once(recwarn):
+    from dvl_jupyter.valuation.cache import CacheWarning
+
+    ns = _notebook("""
+        import threading
+        LOCK_FOR_THE_WARNING_TEST = threading.Lock()
+        def locked(m, x, y):
+            with LOCK_FOR_THE_WARNING_TEST:
+                return 1.0
+    """)
+    with pytest.warns(CacheWarning) as record:
+        first = digest(ns["locked"])
+        digest(ns["locked"])  # again (a run digests its utility several times): no warning
+    (warning,) = record
+    text = str(warning.message)
+    assert "global 'LOCK_FOR_THE_WARNING_TEST'" in text and "locked reads" in text
+    assert "--no-cache" in text and "cache_key" in text
+    assert warning.filename == __file__  # the caller's line, not the engine's
+    ns["LOCK_FOR_THE_WARNING_TEST"] = __import__("threading").Lock()
+    assert digest(ns["locked"]) == first  # what it cannot see it cannot tell apart
+
+
+def test_cache_key_is_part_of_the_utility_key(data):
+    train, test = data
+    scorer = SupervisedScorer("accuracy", test)
+
+    def key(**kw):
+        return ModelUtility(LogisticRegression(), scorer, **kw).with_dataset(train).fingerprint()
+
+    assert key() == key(cache_key=None)
+    assert key(cache_key="v2") != key() and key(cache_key="v2") != key(cache_key="v3")
+    with pytest.raises(TypeError, match="cache_key must be a str"):
+        key(cache_key=2)
+
+
+def test_modules_count_by_name_and_version():
+    assert describe(np) == {"__dvl__": "module", "name": "numpy", "version": np.__version__}
+    assert describe(textwrap)["version"] == f"python-{sys.version.split()[0]}"  # no __version__

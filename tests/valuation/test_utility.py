@@ -37,13 +37,14 @@ def test_logistic_regression_utility(blobs):
     reference = LogisticRegression().fit(*train.data()).score(*test.data())
     assert full == pytest.approx(reference)
     assert u(np.empty(0, dtype=np.int64)) == 0.0
-    # one class only: LogisticRegression raises, the default is returned and counted
+    # one class only: LogisticRegression raises; an expected case, the default, counted
+    # apart from failures
     one_class = np.flatnonzero(np.asarray(train.y) == 0)[:3]
     from dvl_jupyter.valuation.evaluators import OneByOneEvaluator
 
     batch = OneByOneEvaluator(u).evaluate_many([one_class])
-    assert batch.values[0] == 0.0 and batch.n_failed == 1
-    assert "ValueError" in batch.first_error
+    assert batch.values[0] == 0.0 and batch.n_one_class == 1
+    assert batch.n_failed == 0 and batch.first_error is None
 
 
 def test_logistic_regression_valuation_flags_mislabelled_points(blobs):
@@ -60,24 +61,49 @@ def test_logistic_regression_valuation_flags_mislabelled_points(blobs):
         is_done=MinUpdates(40),
         seed=0,
     )
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FailedFitsWarning)  # tiny one-class prefixes fail
-        result = v.fit(noisy).result
+    result = v.fit(noisy).result  # tiny one-class prefixes: no warning, counted
+    assert result.meta["one_class_subsets"] > 0 and result.meta["failed_fits"] == 0
     # flipped labels should on average be worth less than the rest
     assert result.values[flipped].mean() < np.delete(result.values, flipped).mean()
 
 
-def test_failed_fits_are_reported_once(blobs):
+def test_one_class_subsets_are_counted_and_noted_not_warned(blobs):
     train, test = blobs
     scorer = SupervisedScorer("accuracy", test, default=0.0, range=(0, 1))
     v = TMCShapleyValuation(
         ModelUtility(LogisticRegression(), scorer), is_done=MinUpdates(3), seed=0
     )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no FailedFitsWarning at an engine line
+        v.fit(train)
+    meta = v.result.meta
+    assert meta["one_class_subsets"] >= 3  # every walk starts with a one-point subset
+    assert meta["failed_fits"] == 0
+    (note,) = meta["notes"]
+    assert note.startswith(f"{meta['one_class_subsets']} subsets with a single class")
+
+
+def test_failed_fits_are_reported_once_at_the_callers_line(blobs):
+    train, test = blobs
+
+    class FailsOnSmall(LogisticRegression):
+        def fit(self, x, y):
+            if len(x) < 5:
+                raise RuntimeError("too small")
+            return super().fit(x, y)
+
+    scorer = SupervisedScorer("accuracy", test, default=0.0, range=(0, 1))
+    v = TMCShapleyValuation(ModelUtility(FailsOnSmall(), scorer), is_done=MinUpdates(3),
+                            seed=0)
     with pytest.warns(FailedFitsWarning) as record:
         v.fit(train)
     assert len(record) == 1
-    assert "fits failed" in str(record[0].message)
-    assert v.result.meta["failed_fits"] >= 3  # every walk starts with a one-point subset
+    message = str(record[0].message)
+    assert "evaluations failed and scored the default" in message
+    assert "FailsOnSmall.fit raised RuntimeError: too small" in message
+    assert "catch_errors=False" in message and ".." not in message
+    assert record[0].filename == __file__  # the user's line, not the engine's
+    assert v.result.meta["failed_fits"] >= 3
 
 
 def test_all_fits_failing_stops_with_the_first_error(blobs):
@@ -89,7 +115,8 @@ def test_all_fits_failing_stops_with_the_first_error(blobs):
 
     scorer = SupervisedScorer("accuracy", test, default=0.0)
     v = TMCShapleyValuation(ModelUtility(Broken(), scorer), is_done=MinUpdates(3), seed=0)
-    with pytest.raises(ValueError, match="whole training set failed: RuntimeError: boom in fit"):
+    with pytest.raises(ValueError, match=r"Fitting the model on the whole training set \(20 "
+                       r"points\) failed: Broken.fit raised RuntimeError: boom in fit"):
         v.fit(train)
 
 

@@ -7,7 +7,8 @@ about utilities, scorers' defaults or failure accounting.
 When the fast path cannot train a chunk at all (an error inside the trainer, not a model that
 merely scores badly), the evaluator does not raise from the worker: it says why in
 ``batch.fallback``, and the driver carries on one fit at a time (``batched="auto"``). With
-``batched=True`` (``required``) the failure is an error naming its cause.
+``batched=True`` (``required``) the failure is an error naming its cause. A model that trains
+but scores NaN is a counted failure, as one fit at a time.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import numpy as np
 
 from ..evaluators import EvaluationBatch, PredictionEvaluator
 from ..exceptions import DvlValueError, FastPathUnsupported
+from ..failures import Failure, NotANumber
 from ..fingerprint import digest
 
 if TYPE_CHECKING:
@@ -70,9 +72,11 @@ class FastPathEvaluator:
         x, y = utility.training_data.data()
         seeds = [utility.fit_seed(subsets[i]) for i in todo]
         orders = [utility.training_order(subsets[i]) for i in todo]
+        errors: list[tuple[int, Exception]] = []
         try:
             scores = fit_score_many(utility.model, x, y, [subsets[i] for i in todo], seeds,
-                                    scorer, orders=None if orders[0] is None else orders)
+                                    scorer, orders=None if orders[0] is None else orders,
+                                    errors=errors)
         except Exception as exc:  # noqa: BLE001 - becomes a fallback or an error, see above
             cause = f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
             if self.required:
@@ -82,10 +86,28 @@ class FastPathEvaluator:
                 ) from exc
             return EvaluationBatch(values, fallback=cause)
         low, high = getattr(scorer, "range", (-np.inf, np.inf))
-        for i, score in zip(todo, scores, strict=True):
-            if np.isfinite(score):
+        batch = EvaluationBatch(values, len(todo))
+        raised = dict(errors)
+        for k, (i, score) in enumerate(zip(todo, scores, strict=True)):
+            if k not in raised and np.isfinite(score):
                 values[i] = float(np.clip(score, low, high))
-        return EvaluationBatch(values, len(todo))
+                continue
+            # the default stays; as one fit at a time: a single class is expected, anything
+            # else (an exception, NaN) a counted failure, or an error without catch_errors
+            size = len(subsets[i])
+            if k in raised and utility.one_class(y[subsets[i]]):
+                batch.n_one_class += 1
+                continue
+            if k in raised and isinstance(raised[k], NotANumber):
+                failure = Failure("score", utility.score_culprit, str(raised[k]), size)
+            elif k in raised:
+                failure = Failure.raised("score", utility.score_culprit, raised[k], size)
+            else:
+                failure = Failure.returned("score", utility.score_culprit, float(score), size)
+            if not utility.catch_errors:
+                failure.raise_error(len(utility.training_data))
+            batch.failed(failure)
+        return batch
 
 
 def _cause(exc: Exception) -> str:
@@ -147,14 +169,15 @@ class FastPathPredictionEvaluator:
                     "Use batched='auto' to fall back to one-by-one fits."
                 ) from exc
             return EvaluationBatch(values, fallback=_cause(exc))
-        n_failed, first_error = 0, None
+        batch = EvaluationBatch(values, len(todo))
+        culprit = f"{type(bags.model).__name__}.predict"
         for k, i in enumerate(todo):
             try:
                 values[i] = np.concatenate([bags.encode(p[k].argmax(axis=-1), len(t))
                                             for p, t in zip(probs, bags.targets, strict=True)])
             except DvlValueError as exc:  # a label outside the training labels
+                failure = Failure.raised("score", culprit, exc, len(rows[i]))
                 if not bags.catch_errors:
-                    raise
-                n_failed += 1
-                first_error = first_error or f"{type(exc).__name__}: {exc}"
-        return EvaluationBatch(values, len(todo), n_failed, first_error)
+                    failure.raise_error(len(bags.train))
+                batch.failed(failure)
+        return batch

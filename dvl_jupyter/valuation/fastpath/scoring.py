@@ -8,7 +8,6 @@ straight from that pass.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -106,6 +105,17 @@ class _BatchedPredictions:
         return type(self.net).predict_proba(self.net, x)
 
 
+def _serving(cache: _BatchedPredictions, k: int) -> Any:
+    """``predict_proba`` of model ``k``, as a real function of that name: sklearn's scorers
+    find the response method by its ``__name__`` (a ``functools.partial`` has none, and
+    sklearn then looks for ``.func.__name__``, which fails for every probability scorer)."""
+
+    def predict_proba(X: Any) -> np.ndarray:  # noqa: N803 - sklearn's and skorch's name
+        return cache(k, X)
+
+    return predict_proba
+
+
 def _accuracy_scorer(net: Any, spec: NetSpec, scorer: Any) -> tuple[Any, np.ndarray] | None:
     """``(x_test, y_test)`` when ``scorer`` is this package's accuracy scorer on a classifier.
 
@@ -134,7 +144,8 @@ def _accuracy_scorer(net: Any, spec: NetSpec, scorer: Any) -> tuple[Any, np.ndar
 def fit_score_many(net: Any, x: Any, y: Any, subsets: Sequence[np.ndarray],
                    seeds: Sequence[int], scorer: Any, *, trainer: str = "auto",
                    n_threads: int | None = None,
-                   orders: Sequence[np.ndarray] | None = None) -> np.ndarray:
+                   orders: Sequence[np.ndarray] | None = None,
+                   errors: list[tuple[int, Exception]] | None = None) -> np.ndarray:
     """Fit one model per subset (as :func:`fit_many`) and score each with ``scorer(net)``.
 
     Each model is loaded into one initialised copy of the net (with what ``fit`` records
@@ -142,7 +153,10 @@ def fit_score_many(net: Any, x: Any, y: Any, subsets: Sequence[np.ndarray],
     ``predict_proba`` is answered from one batched forward pass over all K models, so scoring
     costs about as much as one model's prediction. The package's own accuracy scorer is
     computed directly from that pass (same numbers, without sklearn's per-call overhead).
-    Returns the scores as the scorer returns them (float64).
+    Returns the scores as the scorer returns them (float64). With ``errors`` (a list), a
+    scorer that raises for model ``k`` does not stop the others: ``(k, exception)`` is
+    appended and its score is NaN (one model with a single class must not send the whole
+    block back to one-by-one fits); without it, the exception propagates.
     """
     threads = torch.get_num_threads() if n_threads is None else max(1, int(n_threads))
     result = train_models(net, x, y, subsets, seeds, trainer=trainer, n_threads=threads,
@@ -166,8 +180,15 @@ def fit_score_many(net: Any, x: Any, y: Any, subsets: Sequence[np.ndarray],
                 scoring_net.check_data(x[subset], y[subset])
                 scoring_net.module_.load_state_dict(state)
                 if spec.predict_shortcut:
-                    scoring_net.predict_proba = functools.partial(cache, k)
-                scores[k] = float(scorer(scoring_net))
+                    scoring_net.predict_proba = _serving(cache, k)
+                if errors is None:
+                    scores[k] = float(scorer(scoring_net))
+                    continue
+                try:
+                    scores[k] = float(scorer(scoring_net))
+                except Exception as exc:  # noqa: BLE001 - the caller counts it, per model
+                    errors.append((k, exc))
+                    scores[k] = np.nan
         finally:
             scoring_net.__dict__.pop("predict_proba", None)
     return scores
