@@ -15,8 +15,14 @@ from typing import Any
 import nbformat
 
 from .conftest import LabServer, Page
-from .test_browser import RUN_TIMEOUT_MS, SETUP, lab_command, open_in_lab, wait_kernel_idle, \
-    write_notebook
+from .test_browser import (
+    RUN_TIMEOUT_MS,
+    SETUP,
+    lab_command,
+    open_in_lab,
+    wait_kernel_idle,
+    write_notebook,
+)
 
 RUN = """\
 %%shapley -o result --no-cache --seed 1
@@ -63,7 +69,9 @@ def test_progress_is_live_while_running_and_a_record_in_the_saved_notebook(
     try:
         open_in_lab(p, lab, "progress.ipynb")
         wait_kernel_idle(p)
-        lab_command(p, "notebook:run-all-cells")
+        # not awaited: the command's promise resolves only when every cell has run
+        p.page.evaluate("() => { window.jupyterapp.commands.execute('notebook:run-all-cells');"
+                        " }")
         cell = p.page.locator(".jp-CodeCell").nth(1)
         # live: the progress widget shows while the run goes on ...
         cell.locator(".jupyter-widgets").first.wait_for(timeout=RUN_TIMEOUT_MS)
@@ -101,9 +109,8 @@ def test_progress_is_live_while_running_and_a_record_in_the_saved_notebook(
     from nbconvert import HTMLExporter
 
     body, _ = HTMLExporter().from_notebook_node(saved)
-    html_path = tmp_path / "progress.html"
-    html_path.write_text(body, encoding="utf-8")
-    page.page.goto(html_path.as_uri())
+    (tmp_path / "progress.html").write_text(body, encoding="utf-8")  # to look at by hand
+    page.page.set_content(body, wait_until="domcontentloaded")
     text = page.page.locator("body").inner_text()
     assert "TMC-Shapley: Done" in text
     assert "VBox(children" not in text and "HBox(children" not in text
