@@ -110,9 +110,12 @@ class SubsetEvaluator:
     def _chunks(self, subsets: list[np.ndarray]) -> list[list[np.ndarray]]:
         """One subset per task for one-by-one fits (progress per fit); K for the fast path."""
         size = max(1, int(self.evaluator.batch_size))
-        if size > 1 and self.n_jobs > 1:
-            # Spread a step evenly over the workers rather than filling the first one.
-            size = max(1, min(size, -(-len(subsets) // self.n_jobs)))
+        if size > 1 and subsets:
+            # Equal chunks, a multiple of the workers in number: 100 subsets on 2 workers
+            # with blocks of 32 are 4 chunks of 25, not 32, 32, 32 and 4 (one worker idle).
+            workers = max(1, self.n_jobs)
+            n_chunks = workers * -(-len(subsets) // (workers * size))
+            size = -(-len(subsets) // n_chunks)
         return [subsets[i : i + size] for i in range(0, len(subsets), size)]
 
     def _record(self, chunk: list[np.ndarray], batch: EvaluationBatch) -> bool:

@@ -375,3 +375,37 @@ def test_an_or_with_a_count_is_bounded_and_an_and_stops_at_once():
     # fires (at the 5th merge) the 3 still in flight are dropped, not walked to their end
     r = both.fit(points(n)).result
     assert r.meta["permutations"] == 5 and r.meta["dropped_permutations"] == 3
+
+
+def test_keeping_rounds_full_changes_no_value_and_fills_the_rounds(monkeypatch):
+    """In the tail of a run, walks ask for several prefixes at once: the same values (they
+    are a function of the subsets), in fewer and fuller rounds."""
+    game, n = GAMES["saturating"]
+    sizes = {}
+    for full in (False, True):
+        rounds: list[int] = []
+
+        def u(s, rounds=rounds):
+            return game(s)
+
+        monkeypatch.setattr(TMCShapleyValuation, "keep_rounds_full", full)
+        v = TMCShapleyValuation(u, truncation=RelativeTruncation(0.05, 0.3),
+                                is_done=MinUpdates(10), seed=3, lockstep=8)
+        from dvl_jupyter.valuation.parallel import SubsetEvaluator
+
+        original = SubsetEvaluator.__call__
+
+        def counting(self, subsets, evaluator=None, rounds=rounds):
+            rounds.append(len(subsets))
+            return original(self, subsets, evaluator)
+
+        monkeypatch.setattr(SubsetEvaluator, "__call__", counting)
+        sizes[full] = (v.fit(points(n)).result, rounds)
+        monkeypatch.setattr(SubsetEvaluator, "__call__", original)
+    (stepwise, r_step), (full, r_full) = sizes[False], sizes[True]
+    np.testing.assert_array_equal(stepwise.values, full.values)
+    np.testing.assert_array_equal(stepwise.counts, full.counts)
+    assert len(r_full) < len(r_step)
+    # without it, the tail's rounds shrink to one subset; with it none is smaller than lockstep
+    # unless the walks left cannot fill it
+    assert min(r_step[1:]) == 1 and np.mean(r_full[1:]) > np.mean(r_step[1:])
