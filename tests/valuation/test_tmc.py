@@ -395,7 +395,7 @@ def test_keeping_rounds_full_changes_no_value_and_fills_the_rounds(monkeypatch):
 
         original = SubsetEvaluator.__call__
 
-        def counting(self, subsets, evaluator=None, rounds=rounds):
+        def counting(self, subsets, evaluator=None, rounds=rounds, original=original):
             rounds.append(len(subsets))
             return original(self, subsets, evaluator)
 
