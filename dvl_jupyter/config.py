@@ -103,6 +103,9 @@ class RunConfig:
     #: Any text mixed into the cache's key: change it when something the key cannot see
     #: changed (see the README's "What the cache key covers").
     cache_key: str | None = None
+    #: Coupled training randomness (see dvl_jupyter.valuation.coupling): every fit starts
+    #: from the same weights and minibatch order restricted from one per epoch.
+    coupled_training: bool = False
 
     #: What each setting may be: the one table every front end is checked against.
     _parameter_constraints: ClassVar[dict[str, Any]] = {
@@ -122,6 +125,7 @@ class RunConfig:
         "scheduler": [None, InstanceOf(str, "an address such as tcp://10.0.0.5:8786")],
         "catch_errors": FLAG,
         "cache_key": [None, InstanceOf(str, "a text")],
+        "coupled_training": FLAG,
     }
 
     @classmethod
@@ -165,6 +169,7 @@ class RunConfig:
             "batched": self.batched,
             "catch_errors": self.catch_errors,
             "cache_key": self.cache_key,
+            "coupled_training": self.coupled_training,
             "n_train": len(as_dataset(self.train, "train")) if self.train is not None else None,
         }
 

@@ -53,7 +53,7 @@ __all__ = ["ShapleyMagics", "SETTINGS", "load", "unload"]
 
 #: The names a ``%%shapley`` body may set; everything else it assigns is an error.
 SETTINGS = ("model", "train", "test", "method", "scoring", "truncation", "stopping", "default",
-            "range", "utility")
+            "range", "utility", "coupled_training")
 BATCHED = {"auto": "auto", "on": True, "off": False}
 _BODY = "<%%shapley body>"
 #: The traits that are run settings, checked by RunConfig's table.

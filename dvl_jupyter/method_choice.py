@@ -42,10 +42,10 @@ __all__ = ["METHODS", "MethodContext", "MethodEntry", "build_method", "method_en
 #: ``seed`` and ``batched`` are not among them: a method that draws nothing or trains nothing
 #: has nothing to seed or to batch, and notebooks set them once for every run (``%config``).
 METHOD_SETTINGS = frozenset({"model", "utility", "test", "scoring", "default", "range",
-                             "truncation", "stopping"})
+                             "truncation", "stopping", "coupled_training"})
 #: Run settings every method that trains a model on subsets reads.
 _MODEL_SETTINGS = frozenset({"model", "utility", "test", "scoring", "default", "range",
-                             "batched"})
+                             "batched", "coupled_training"})
 
 
 @dataclass

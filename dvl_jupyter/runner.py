@@ -119,7 +119,7 @@ class ValuationRunner:
         else:
             scorer = SupervisedScorer(c.scoring, test, **kwargs)
         return ModelUtility(c.model, scorer, cache=self.cache, catch_errors=c.catch_errors,
-                            cache_key=c.cache_key)
+                            cache_key=c.cache_key, coupled_training=c.coupled_training)
 
     def build(self) -> ValuationMethod:
         """Check the configuration and build the valuation, in the calling thread.

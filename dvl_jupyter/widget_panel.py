@@ -119,6 +119,13 @@ def _user_namespace() -> dict[str, Any]:
     return vars(__main__)
 
 
+def _config_default(name: str) -> Any:
+    """RunConfig's default of a setting: the panel starts from the same defaults."""
+    from dvl_jupyter.config import RunConfig
+
+    return getattr(RunConfig(), name)
+
+
 def _default_jobs() -> int:
     """The magic's ``%config ShapleyMagics.jobs`` when the extension is loaded, else 1: the
     panel and the magic start from the same defaults."""
@@ -208,6 +215,10 @@ class ShapleyPanel:
                                            description="MaxTime (s)", style=_DESC,
                                            tooltip="0: no time limit")
         self.jobs = w.IntText(value=_default_jobs(), description="jobs", style=_DESC)
+        self.coupled = w.Checkbox(value=_config_default("coupled_training"),
+                                  description="coupled training", indent=False,
+                                  tooltip="every fit from the same weights and minibatch order "
+                                          "(see the README)")
         self.seed = w.Text(value="", description="seed", placeholder="empty: random",
                            style=_DESC)
         self.cache = w.Checkbox(value=True, description="cache", indent=False)
@@ -249,7 +260,7 @@ class ShapleyPanel:
             w.HBox([self.model_dropdown, self.refresh_button]),
             w.HBox([self.train_dropdown, self.test_dropdown]),
             w.HBox([self.method, self.method_note]),
-            w.HBox([self.scoring, self.jobs, self.seed]),
+            w.HBox([self.scoring, self.jobs, self.seed, self.coupled]),
             self.truncation_row,
             self.stopping_row,
             w.HBox([self.cache, self.cache_dir, self.out_name]),
@@ -306,6 +317,7 @@ class ShapleyPanel:
         self.truncation_row.layout.display = None if "truncation" in entry.uses else "none"
         self.stopping_row.layout.display = None if "stopping" in entry.uses else "none"
         self.scoring.layout.display = None if "scoring" in entry.uses else "none"
+        self.coupled.layout.display = None if "coupled_training" in entry.uses else "none"
         self.method_note.value = entry.summary
 
     def _on_truncation(self, change: dict[str, Any]) -> None:
@@ -359,6 +371,8 @@ class ShapleyPanel:
             scoring=(self.scoring.value.strip() or None) if "scoring" in uses else "accuracy",
             truncation=truncation if "truncation" in uses else None,
             stopping=stopping if "stopping" in uses else None,
+            coupled_training=(self.coupled.value if "coupled_training" in uses
+                              else _config_default("coupled_training")),
             jobs=self.jobs.value,
             cache=cache_dir if self.cache.value else None,
             seed=seed,

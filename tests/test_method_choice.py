@@ -150,3 +150,10 @@ def test_a_data_oob_object_gets_the_runs_model_test_data_and_cache(tmp_path):
     method = built(method=DataOOBValuation(n_estimators=3), cache=str(tmp_path / "c"))
     assert isinstance(method.model, DecisionTreeClassifier) and method.test_data is not None
     assert method.cache is not None
+
+
+def test_coupled_training_is_a_run_setting_of_the_methods_that_train_on_subsets():
+    assert built(coupled_training=True).utility.coupled_training is True
+    assert built().utility.coupled_training is False
+    with pytest.raises(ValueError, match="^KNN-Shapley does not use coupled_training"):
+        built(method="knn", coupled_training=True)
