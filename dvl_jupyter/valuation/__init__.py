@@ -27,9 +27,11 @@ from .exceptions import (
     UserCodeError,
 )
 from .methods import (
+    BetaShapleyValuation,
     DataOOBValuation,
     KNNShapleyValuation,
     LOOValuation,
+    MSRBanzhafValuation,
     TMCShapleyValuation,
     UtilityValuation,
     ValuationMethod,
@@ -53,6 +55,7 @@ from .utility import FunctionUtility, ModelUtility, Utility
 
 __all__ = [
     "AbsoluteStandardError",
+    "BetaShapleyValuation",
     "CacheDirectory",
     "DataOOBValuation",
     "Dataset",
@@ -69,6 +72,7 @@ __all__ = [
     "HistoryDeviation",
     "KNNShapleyValuation",
     "LOOValuation",
+    "MSRBanzhafValuation",
     "MethodComparison",
     "MaxChecks",
     "MaxTime",
