@@ -20,16 +20,20 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .valuation import (
+    BetaShapleyValuation,
     DataOOBValuation,
     KNNShapleyValuation,
     LOOValuation,
     MinUpdates,
+    MSRBanzhafValuation,
     RelativeTruncation,
     TMCShapleyValuation,
     ValuationCallback,
     ValuationMethod,
 )
 from .valuation.exceptions import DvlParameterError, DvlValueError, describe_value
+from .valuation.methods.beta_shapley import ALPHA, BETA, DEFAULT_ALPHA, DEFAULT_BETA
+from .valuation.params import check_param
 
 if TYPE_CHECKING:
     from .config import RunConfig
@@ -189,6 +193,65 @@ def _complete_loo(method: Any, ctx: MethodContext) -> None:
     method.batched = ctx.config.batched if method.batched == "auto" else method.batched
 
 
+# -- the sampled semivalues: MSR-Banzhaf and Beta-Shapley --------------------------------------
+#: Stopping of the short names when the run sets none: about as many fits as TMC's
+#: MinUpdates(100) with truncation on a thousand points would train, within a factor of two.
+#: MSR-Banzhaf: 500 samples on each side of every point (about 1,100 fits, whatever n);
+#: Beta-Shapley: 20 marginals per point (40 n fits).
+BANZHAF_DEFAULT_STOPPING = 500
+BETA_DEFAULT_STOPPING = 20
+_BETA_EXAMPLE = "e.g. 'beta(4,1)' or 'beta' for Beta(16,1)"
+
+
+def _parse_beta(spec: str, args: str) -> dict[str, Any]:
+    """``"beta"`` is Beta(16, 1) (Kwon & Zou's choice); ``"beta(a,b)"`` is Beta(a, b)."""
+    if not args.strip():
+        return {}
+    parts = [p.strip() for p in args.split(",")]
+    try:
+        alpha, beta = (float(p) for p in parts) if len(parts) == 2 else (None, None)
+    except ValueError:
+        alpha = beta = None
+    if alpha is None or beta is None:
+        raise DvlParameterError(
+            f"method {spec!r}: beta takes two numbers, alpha and beta, {_BETA_EXAMPLE}; "
+            f"got {args.strip()!r}."
+        )
+    check_param(f"alpha of method {spec!r}", alpha, ALPHA, "Use e.g. 'beta(4,1)'.")
+    check_param(f"beta of method {spec!r}", beta, BETA, "Use e.g. 'beta(4,1)'.")
+    return {"alpha": alpha, "beta": beta}
+
+
+def _build_banzhaf(ctx: MethodContext) -> ValuationMethod:
+    config = ctx.config
+    stopping = config.stopping if config.stopping is not None \
+        else MinUpdates(BANZHAF_DEFAULT_STOPPING)
+    return MSRBanzhafValuation(ctx.utility(), is_done=stopping, seed=config.seed,
+                               batched=config.batched, callbacks=ctx.callbacks)
+
+
+def _build_beta(ctx: MethodContext) -> ValuationMethod:
+    config = ctx.config
+    stopping = config.stopping if config.stopping is not None \
+        else MinUpdates(BETA_DEFAULT_STOPPING)
+    return BetaShapleyValuation(ctx.utility(), is_done=stopping,
+                                alpha=ctx.params.get("alpha", DEFAULT_ALPHA),
+                                beta=ctx.params.get("beta", DEFAULT_BETA), seed=config.seed,
+                                batched=config.batched, callbacks=ctx.callbacks)
+
+
+def _semivalue_completer(default_updates: int) -> Callable[[Any, MethodContext], None]:
+    def complete(method: Any, ctx: MethodContext) -> None:
+        config = ctx.config
+        if method.utility is None:
+            method.utility = ctx.utility()
+        _fill(method, "is_done", "stopping", config.stopping,
+              config.stopping if config.stopping is not None else MinUpdates(default_updates))
+        _fill_seed_and_batched(method, config)
+
+    return complete
+
+
 METHODS: dict[str, MethodEntry] = {}
 
 
@@ -208,6 +271,15 @@ register(MethodEntry(
     "data-oob", DataOOBValuation, frozenset({"model", "test", "seed", "batched"}),
     _build_oob, _complete_oob,
     "Data-OOB: does a point's label agree with models bagged without it?", parse=_parse_oob))
+register(MethodEntry(
+    "banzhaf", MSRBanzhafValuation, _MODEL_SETTINGS | {"stopping", "seed"},
+    _build_banzhaf, _semivalue_completer(BANZHAF_DEFAULT_STOPPING),
+    "MSR-Banzhaf: every sampled subset (one fit) updates every point's Banzhaf value"))
+register(MethodEntry(
+    "beta", BetaShapleyValuation, _MODEL_SETTINGS | {"stopping", "seed"},
+    _build_beta, _semivalue_completer(BETA_DEFAULT_STOPPING),
+    "Beta-Shapley: 'beta(a,b)' weighs marginals by subset size ('beta' is Beta(16,1))",
+    parse=_parse_beta))
 register(MethodEntry(
     "loo", LOOValuation, _MODEL_SETTINGS, _build_loo, _complete_loo,
     "leave-one-out: the score lost without each point (n + 2 fits)"))
