@@ -105,7 +105,7 @@ class RunConfig:
     cache_key: str | None = None
     #: Coupled training randomness (see dvl_jupyter.valuation.coupling): every fit starts
     #: from the same weights and minibatch order restricted from one per epoch.
-    coupled_training: bool = False
+    coupled_training: bool = True
 
     #: What each setting may be: the one table every front end is checked against.
     _parameter_constraints: ClassVar[dict[str, Any]] = {

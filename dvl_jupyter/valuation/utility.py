@@ -143,8 +143,9 @@ class ModelUtility:
     coupled_training
         Train every fit with the same initial weights and minibatch orders restricted from one
         order per epoch (:mod:`~dvl_jupyter.valuation.coupling`), so that fits of nested
-        subsets differ by the points, not by their training noise. False: each fit draws its
-        own, seeded by its subset.
+        subsets differ by the points, not by their training noise (the default: on flipped
+        digits it raised TMC's AUROC from 0.54 to about 0.59 and two runs' agreement 3-4x;
+        see the README). False: each fit draws its own, seeded by its subset.
     """
 
     def __init__(
@@ -155,7 +156,7 @@ class ModelUtility:
         clone_before_fit: bool = True,
         cache: Any = None,
         random_state: int = 0,
-        coupled_training: bool = False,
+        coupled_training: bool = True,
         cache_key: str | None = None,
     ) -> None:
         self.model = model
