@@ -87,22 +87,14 @@ def _flat(data):
                    indices=data.indices)
 
 
-def build_valuation(name: str, cfg: dict[str, Any], train, test, seed: int, budget: float,
-                    cache: str | None, snapshots: dict):
-    """The TMC run of a configuration, stopping at the budget's number of fits."""
+def build_utility(cfg: dict[str, Any], train, test, cache: str | None):
+    """The utility of a configuration (the reference CNN, or LogisticRegression on flattened
+    pixels) and the training set it values."""
     import torch
     from skorch import NeuralNetClassifier
 
     from dvl_jupyter.models import SimpleCNN
-    from dvl_jupyter.valuation import (
-        MinUpdates,
-        ModelUtility,
-        RelativeTruncation,
-        SkorchSupervisedScorer,
-        SupervisedScorer,
-        TMCShapleyValuation,
-        ValuationCallback,
-    )
+    from dvl_jupyter.valuation import ModelUtility, SkorchSupervisedScorer, SupervisedScorer
 
     if cfg.get("model") == "logreg":
         from sklearn.linear_model import LogisticRegression
@@ -118,6 +110,20 @@ def build_valuation(name: str, cfg: dict[str, Any], train, test, seed: int, budg
                                         scoring=cfg["scoring"])
     utility = ModelUtility(model, scorer, cache=cache,
                            coupled_training=cfg.get("coupled", False))
+    return utility, train
+
+
+def build_valuation(name: str, cfg: dict[str, Any], train, test, seed: int, budget: float,
+                    cache: str | None, snapshots: dict):
+    """The TMC run of a configuration, stopping at the budget's number of fits."""
+    from dvl_jupyter.valuation import (
+        MinUpdates,
+        RelativeTruncation,
+        TMCShapleyValuation,
+        ValuationCallback,
+    )
+
+    utility, train = build_utility(cfg, train, test, cache)
     burn_in = cfg.get("burn_in", 0.3)
     # permutations for the budget: the reference spends 100 walks of about burn_in * n points
     walks = int(round(budget * REFERENCE_PERMUTATIONS * 0.3 / burn_in / cfg.get("repeats", 1)))
