@@ -11,6 +11,8 @@ cold cache on 2 jobs:
 - ``tmc``: TMC-Shapley, ``RelativeTruncation(0.05, 0.3)``: a few permutations measured, the
   time of the reference budget (100 permutations) projected from them;
 - ``banzhaf``: MSR-Banzhaf, 1,000 sampled subsets (fast path), if the method is installed;
+- ``beta``: Beta(16, 1)-Shapley (the short name ``beta``): ``MinUpdates(1)`` measured (one
+  sample, two fits, per point), the time of its default ``MinUpdates(20)`` projected from it;
 - ``loo``: leave-one-out (n + 2 fits, fast path).
 
 And the fast path's fits per second of a whole TMC run against n and against the net's width
@@ -41,6 +43,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 TMC_PERMUTATIONS = 100  # the reference budget, projected from the measured permutations
+BETA_DEFAULT_UPDATES = 20  # the short name "beta"'s default MinUpdates, projected from one
 
 
 def augmented_digits(n: int):
@@ -193,6 +196,12 @@ def run_method(name: str, n: int, quick: bool) -> dict[str, Any]:
         method = MSRBanzhafValuation(utility, is_done=MinUpdates(samples // 2), seed=0,
                                      callbacks=[rates.callback])
         note = f"{samples} subsets"
+    elif name == "beta":
+        from dvl_jupyter.valuation import BetaShapleyValuation
+
+        method = BetaShapleyValuation(utility, is_done=MinUpdates(1), alpha=16, beta=1,
+                                      seed=0, callbacks=[rates.callback])
+        note = "MinUpdates(1) measured"
     elif name == "loo":
         method = LOOValuation(utility, callbacks=[rates.callback])
     else:
@@ -206,6 +215,8 @@ def run_method(name: str, n: int, quick: bool) -> dict[str, Any]:
            **rates.summary()}
     if name == "tmc":
         out["projected_seconds"] = elapsed * TMC_PERMUTATIONS / result.meta["permutations"]
+    if name == "beta":
+        out["projected_seconds"] = elapsed * BETA_DEFAULT_UPDATES
     return out
 
 
@@ -241,8 +252,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", nargs="+", type=int, default=[300, 1257, 5000])
     parser.add_argument("--methods", nargs="+",
-                        default=["knn", "data-oob", "tmc", "banzhaf", "loo"])
-    parser.add_argument("--widths", nargs="+", type=int, default=[1, 2])
+                        default=["knn", "data-oob", "tmc", "banzhaf", "beta", "loo"])
+    parser.add_argument("--widths", nargs="*", type=int, default=[1, 2])
     parser.add_argument("--quick", action="store_true", help="tiny budgets: checks the script")
     parser.add_argument("--out", default="out/bench_scaling.json")
     args = parser.parse_args(argv)
@@ -254,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
     run_method("tmc", 300, quick=True)
     for n in args.sizes:
         for name in args.methods:
-            if name == "loo" and n > 1257 and not args.quick:
+            if name == "loo" and n > 5000 and not args.quick:
                 report["methods"].append({"method": name, "n": n,
                                           "skipped": "n + 2 fits of n - 1 points: hours"})
                 continue
