@@ -267,7 +267,7 @@ def main(argv: list[str] | None = None) -> int:
         for name in args.methods:
             if name == "loo" and n > 5000 and not args.quick:
                 report["methods"].append({"method": name, "n": n,
-                                          "skipped": "n + 2 fits of n - 1 points: hours"})
+                                          "skipped": "n + 2 fits of n - 1 points: long"})
                 continue
             row = run_method(name, n, args.quick)
             report["methods"].append(row)
