@@ -9,14 +9,7 @@ from torch import nn
 
 from dvl_jupyter.models import SimpleCNN
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Two cores are shared with others; training tests stay on one thread."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_output_is_a_probability_per_class():

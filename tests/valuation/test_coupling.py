@@ -14,12 +14,9 @@ import numpy as np
 import pytest
 import torch
 from joblib import parallel_config
-from torch import nn
 
 skorch = pytest.importorskip("skorch")
-from skorch import NeuralNetClassifier  # noqa: E402
 
-from dvl_jupyter.models import SimpleCNN  # noqa: E402
 from dvl_jupyter.valuation import (  # noqa: E402
     Dataset,
     LOOValuation,
@@ -31,26 +28,13 @@ from dvl_jupyter.valuation.evaluators import OneByOneEvaluator  # noqa: E402
 from dvl_jupyter.valuation.fastpath.evaluator import FastPathEvaluator  # noqa: E402
 from dvl_jupyter.valuation.fastpath.train import train_models  # noqa: E402
 
-pytestmark = pytest.mark.slow
+from .conftest import SHUFFLING_EPOCHS  # noqa: E402
+
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_torch_thread")]
 
 ATOL, RTOL = 2e-5, 1e-4  # as tests/valuation/test_fastpath.py: float32 training, reordered sums
 N_TRAIN = 120
-EPOCHS = 3
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-def make_net() -> NeuralNetClassifier:
-    return NeuralNetClassifier(SimpleCNN, criterion=nn.CrossEntropyLoss, lr=0.01,
-                               max_epochs=EPOCHS, batch_size=16, train_split=None,
-                               optimizer=torch.optim.Adam, iterator_train__shuffle=True,
-                               verbose=False)
+EPOCHS = SHUFFLING_EPOCHS
 
 
 class Capture:
@@ -71,13 +55,19 @@ def mean_true_probability(model, x, y) -> float:
     return float(np.mean(p[np.arange(len(y)), np.asarray(y)]))
 
 
-def utility_of(digits, coupled: bool, scoring=None) -> ModelUtility:
+@pytest.fixture
+def utility_of(digits, shuffling_cnn):
+    """``utility_of(coupled, scoring=None)``: a utility of the shuffling CNN on 120 digits
+    (a Capture of the fitted models unless another scoring is given)."""
     x, y, x_test, y_test = digits
-    net = make_net()
-    scorer = SkorchSupervisedScorer(net, test_data=(x_test, y_test), range=(0, 1),
-                                    scoring=scoring or Capture())
-    return ModelUtility(net, scorer, coupled_training=coupled).with_dataset(
-        Dataset(x[:N_TRAIN], y[:N_TRAIN]))
+
+    def make(coupled: bool, scoring=None) -> ModelUtility:
+        scorer = SkorchSupervisedScorer(shuffling_cnn, test_data=(x_test, y_test),
+                                        range=(0, 1), scoring=scoring or Capture())
+        return ModelUtility(shuffling_cnn, scorer, coupled_training=coupled).with_dataset(
+            Dataset(x[:N_TRAIN], y[:N_TRAIN]))
+
+    return make
 
 
 def nested_subsets(seed: int = 0) -> list[np.ndarray]:
@@ -91,8 +81,8 @@ def max_diff(a: dict, b: dict) -> float:
 
 
 @pytest.mark.parametrize("trainer", ["kernel", "vmap"])
-def test_coupled_one_by_one_fits_and_the_fast_path_train_the_same_models(digits, trainer):
-    utility = utility_of(digits, coupled=True)
+def test_coupled_one_by_one_fits_and_the_fast_path_train_the_same_models(utility_of, trainer):
+    utility = utility_of(coupled=True)
     capture = utility.scorer.scoring
     subsets = nested_subsets()
     for s in subsets:
@@ -105,13 +95,13 @@ def test_coupled_one_by_one_fits_and_the_fast_path_train_the_same_models(digits,
         for key in one:
             torch.testing.assert_close(batched[key].cpu(), one[key], atol=ATOL, rtol=RTOL)
 
-    independent = utility_of(digits, coupled=False)
+    independent = utility_of(coupled=False)
     independent.attempt(subsets[0])
     assert max_diff(independent.scorer.scoring.states[0], capture.states[0]) > 1e-3
 
 
-def test_coupled_scores_agree_one_by_one_and_on_the_fast_path(digits):
-    utility = utility_of(digits, coupled=True)
+def test_coupled_scores_agree_one_by_one_and_on_the_fast_path(utility_of):
+    utility = utility_of(coupled=True)
     subsets = nested_subsets(1)
     one = OneByOneEvaluator(utility).evaluate_many(subsets).values
     fast = FastPathEvaluator(utility).evaluate_many(subsets).values
@@ -119,8 +109,8 @@ def test_coupled_scores_agree_one_by_one_and_on_the_fast_path(digits):
     assert len(set(np.round(one, 4))) == len(subsets)  # three different models, not one
 
 
-def test_nested_subsets_start_alike_and_visit_their_points_in_one_order(digits):
-    coupled, independent = utility_of(digits, True), utility_of(digits, False)
+def test_nested_subsets_start_alike_and_visit_their_points_in_one_order(utility_of):
+    coupled, independent = utility_of(True), utility_of(False)
     s, with_i, larger = nested_subsets()
     assert coupled.fit_seed(s) == coupled.fit_seed(with_i) == coupled.fit_seed(larger)
     assert independent.fit_seed(s) != independent.fit_seed(with_i)
@@ -146,11 +136,11 @@ def test_coupled_order_is_the_restriction_of_the_epochs_permutation():
         np.testing.assert_array_equal(order[e * 6:(e + 1) * 6], pi[np.isin(pi, subset)])
 
 
-def test_a_coupled_utility_is_one_function_of_the_subset_for_any_job_count(digits):
+def test_a_coupled_utility_is_one_function_of_the_subset_for_any_job_count(utility_of):
     """The same values sequentially, in two loky worker processes and through the fast path
     (there within float rounding); the cache keys tell coupled and independent fits apart."""
     def loo(batched, backend, n_jobs):
-        utility = utility_of(digits, True, scoring=mean_true_probability)
+        utility = utility_of(True, scoring=mean_true_probability)
         points = Dataset(*utility.training_data.data(np.arange(40)))
         with parallel_config(backend=backend, n_jobs=n_jobs):
             return LOOValuation(utility, batched=batched).fit(points).result.values
@@ -159,5 +149,5 @@ def test_a_coupled_utility_is_one_function_of_the_subset_for_any_job_count(digit
     np.testing.assert_array_equal(loo(False, "loky", 2), sequential)
     np.testing.assert_allclose(loo(True, "loky", 2), sequential, atol=1e-5)
     assert np.ptp(sequential) > 1e-4  # points that matter differently: values, not zeros
-    coupled = utility_of(digits, True, scoring="accuracy").fingerprint()
-    assert coupled != utility_of(digits, False, scoring="accuracy").fingerprint()
+    coupled = utility_of(True, scoring="accuracy").fingerprint()
+    assert coupled != utility_of(False, scoring="accuracy").fingerprint()

@@ -190,20 +190,13 @@ def test_dask_without_a_cluster_is_a_short_error():
 
 
 @pytest.mark.slow
-def test_a_coupled_skorch_utility_gives_the_same_values_on_dask(client, digits):
+def test_a_coupled_skorch_utility_gives_the_same_values_on_dask(client, digits, shuffling_cnn):
     """Coupled training is a function of the subset alone: Dask's workers fit the same models
     as this process (a shuffling net, three minibatches per epoch)."""
-    import torch
-    from skorch import NeuralNetClassifier
-
-    from dvl_jupyter.models import SimpleCNN
     from dvl_jupyter.valuation import LOOValuation, SkorchSupervisedScorer
 
     x, y, x_test, y_test = digits
-    net = NeuralNetClassifier(SimpleCNN, criterion=torch.nn.CrossEntropyLoss, lr=0.01,
-                              max_epochs=3, batch_size=16, train_split=None,
-                              optimizer=torch.optim.Adam, iterator_train__shuffle=True,
-                              verbose=False)
+    net = shuffling_cnn
     scorer = SkorchSupervisedScorer(net, test_data=(x_test, y_test), scoring="neg_log_loss")
     utility = ModelUtility(net, scorer)
     assert utility.coupled_training  # the default

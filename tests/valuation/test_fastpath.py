@@ -27,12 +27,7 @@ ATOL, RTOL = 2e-5, 1e-4
 SIZES = [1, 5, 16, 37, 70]  # batch 16: 1, 1, 1, 3 and 5 steps per epoch, last batches smaller
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def make_net(module=SimpleCNN, **kw):
