@@ -155,7 +155,10 @@ class RunConfig:
 
     def settings(self) -> dict[str, Any]:
         """A JSON-able summary for run records and the result's metadata."""
-        method = self.method if isinstance(self.method, str) else type(self.method).__name__
+        # a method object is recorded by its short name, as the same method given by name is
+        from .method_choice import method_entry
+
+        method = self.method if isinstance(self.method, str) else method_entry(self.method)[0].name
         return {
             "method": method,
             "model": type(self.model).__name__ if self.model is not None else None,

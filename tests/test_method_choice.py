@@ -144,6 +144,13 @@ def test_data_oob_and_loo_by_short_name():
     assert isinstance(built(method="loo"), LOOValuation)
 
 
+def test_a_method_object_is_recorded_by_its_short_name_as_a_name_is():
+    from dvl_jupyter.valuation import DataOOBValuation
+
+    by_object = config(method=DataOOBValuation(n_estimators=3)).settings()["method"]
+    assert by_object == config(method="data-oob").settings()["method"] == "data-oob"
+
+
 def test_a_data_oob_object_gets_the_runs_model_test_data_and_cache(tmp_path):
     from dvl_jupyter.valuation import DataOOBValuation
 
